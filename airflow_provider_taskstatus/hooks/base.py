@@ -1,0 +1,162 @@
+"""The hook every status API shares: connection → endpoint, then sync or async status calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
+
+from airflow_provider_taskstatus.connection_forms import ConnectionForm
+from airflow_provider_taskstatus.models.base import (
+    ApiError,
+    ErrorKind,
+    StatusApi,
+    TaskStatus,
+    TaskStatusError,
+    validate_task_id,
+)
+from airflow_provider_taskstatus.transport import aio
+from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.transport.sync import SyncTransport
+
+if TYPE_CHECKING:
+    import requests
+
+#: Any id will do: a good token gets "not found", a bad one an auth error.
+PROBE_TASK_ID = "airflow-connection-test"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    headers: dict[str, str] = field(repr=False)
+
+
+class TaskStatusHook(BaseHook):
+    """Reads the status of a remote task through one Airflow connection.
+
+    Subclasses declare the API adapter and the connection metadata; they implement nothing.
+
+    :param conn_id: the Airflow connection holding the endpoint and the secret (password field).
+    :param request_policy: timeouts and retries of each request; the defaults suit most accounts.
+    """
+
+    api: ClassVar[StatusApi]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    #: Connection form metadata, also published through ``get_provider_info``.
+    form: ClassVar[ConnectionForm]
+
+    def __init__(self, conn_id: str | None = None, request_policy: RetryPolicy | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.request_policy = request_policy or RetryPolicy()
+        self._endpoint: Endpoint | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return cls.form.ui_field_behaviour
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _endpoint_from(self, conn: Any) -> Endpoint:
+        if not conn.password:
+            raise TaskStatusError(
+                f"Connection {self.conn_id!r} has no secret: put the {self.api.name} "
+                f"{self.secret_label} in its password field."
+            )
+        try:
+            base_url = self.api.base_url(conn.host or None, conn.port or None, conn.extra_dejson)
+        except ValueError as error:
+            raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
+        _mask(conn.password)
+        return Endpoint(base_url, self.api.auth_headers(conn.password))
+
+    @property
+    def secret_label(self) -> str:
+        return str(self.form.ui_field_behaviour["relabeling"]["password"])
+
+    def _missing(self) -> TaskStatusError:
+        return TaskStatusError(
+            f"Connection {self.conn_id!r} is not defined: create a connection of type {self.conn_type!r} "
+            f"(Admin → Connections, or the AIRFLOW_CONN_{self.conn_id.upper()} environment variable)."
+        )
+
+    def get_endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            try:
+                conn = self.get_connection(self.conn_id)
+            except AirflowNotFoundException:
+                raise self._missing() from None
+            self._endpoint = self._endpoint_from(conn)
+        return self._endpoint
+
+    async def aget_endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            try:
+                conn = await self.aget_connection(self.conn_id)
+            except AirflowNotFoundException:
+                raise self._missing() from None
+            self._endpoint = self._endpoint_from(conn)
+        return self._endpoint
+
+    # -- status calls -----------------------------------------------------------------------
+
+    @cached_property
+    def _transport(self) -> SyncTransport:
+        return SyncTransport(self.request_policy)
+
+    def get_conn(self) -> requests.Session:
+        """The ``requests.Session`` this hook reuses across calls."""
+        return self._transport.session
+
+    def get_task_status(self, task_id: str) -> TaskStatus:
+        """The remote task's classified status; raises :class:`ApiError` when the API gives none."""
+        task_id = validate_task_id(task_id)
+        endpoint = self.get_endpoint()
+        return self._transport.get(
+            endpoint.base_url + self.api.status_path(task_id),
+            endpoint.headers,
+            lambda response: self.api.interpret(response, task_id),
+        )
+
+    async def aget_task_status(self, task_id: str) -> TaskStatus:
+        """Async twin of :meth:`get_task_status`, for triggers."""
+        task_id = validate_task_id(task_id)
+        endpoint = await self.aget_endpoint()
+        return await aio.get(
+            endpoint.base_url + self.api.status_path(task_id),
+            endpoint.headers,
+            lambda response: self.api.interpret(response, task_id),
+            self.request_policy,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Tell a working secret from a bad one, with one request and no retries."""
+        probe = type(self)(self.conn_id, RetryPolicy(timeout=10, max_retries=0))
+        try:
+            probe.get_task_status(PROBE_TASK_ID)
+        except ApiError as error:
+            if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST):
+                return True, f"Connection works: {self.api.name} accepted the {self.secret_label}."
+            return False, str(error)
+        except TaskStatusError as error:
+            return False, str(error)
+        return True, f"Connection works: {self.api.name} accepted the {self.secret_label}."
+
+
+def _mask(secret: str) -> None:
+    """Register the secret with Airflow's masker so no log line can show it."""
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
+    except Exception:  # masking is best effort outside a task context
+        pass

@@ -1,0 +1,137 @@
+"""Coze copy-task status: ``GET /v1/entities/copy_tasks/{task_id}``.
+
+Envelope ``{"code": 0, "msg": "", "data": {...}, "detail": {"logid": ...}}``; ``code`` decides,
+whatever the HTTP status (which Coze pairs with a non-zero code is unconfirmed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_taskstatus.models.base import (
+    ApiError,
+    ErrorKind,
+    RawResponse,
+    State,
+    TaskStatus,
+    encode,
+    header,
+    id_note,
+    json_object,
+    kind_for_http_status,
+    normalize_base_url,
+    parse_retry_after,
+    unusable_body_error,
+)
+
+DEFAULT_HOST = "api.coze.cn"
+INTERNATIONAL_HOST = "api.coze.com"
+
+STATES = {"in_progress": State.RUNNING, "successful": State.SUCCEEDED, "failed": State.FAILED}
+
+#: From the official SDK's mapping. 4100 also means "token of the other region".
+CODE_KINDS = {
+    4000: ErrorKind.BAD_REQUEST,
+    4100: ErrorKind.AUTH,
+    4101: ErrorKind.AUTH,
+    4200: ErrorKind.NOT_FOUND,
+    4013: ErrorKind.RATE_LIMITED,
+}
+
+HINTS = {
+    ErrorKind.AUTH: (
+        "check the API token in the connection's password field, its permissions, and that the host "
+        f"matches the token's region ({DEFAULT_HOST} for coze.cn tokens, {INTERNATIONAL_HOST} for coze.com)"
+    ),
+    ErrorKind.NOT_FOUND: "check the copy task id and that the token belongs to the task's account",
+}
+
+
+def kind_for_code(code: int, http_status: int) -> ErrorKind:
+    """Known codes first; otherwise the HTTP status, then the code family (5xxx = server side)."""
+    if code in CODE_KINDS:
+        return CODE_KINDS[code]
+    if http_status >= 400:
+        return kind_for_http_status(http_status)
+    return ErrorKind.TRANSIENT if code >= 5000 else ErrorKind.BAD_REQUEST
+
+
+def describe_failures(reasons: Any) -> str:
+    """Every failed entity: type, name, id and reason: what a user needs to fix the copy."""
+    if not isinstance(reasons, list) or not reasons:
+        return "Coze reported no failed_reasons"
+    parts = []
+    for item in reasons:
+        if not isinstance(item, Mapping):
+            parts.append(str(item))
+            continue
+        parts.append(
+            f"{item.get('entity_type', '?')} {item.get('entity_name', '')!r} "
+            f"(id {item.get('entity_id', '?')}): {item.get('failed_reason', 'no reason given')}"
+        )
+    return "; ".join(parts)
+
+
+class CozeApi:
+    name = "Coze"
+    request_id_label = "logid"
+
+    def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
+        return normalize_base_url(host or DEFAULT_HOST, port)
+
+    def status_path(self, task_id: str) -> str:
+        return f"/v1/entities/copy_tasks/{encode(task_id)}"
+
+    def auth_headers(self, secret: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    def interpret(self, response: RawResponse, task_id: str) -> TaskStatus:
+        body = json_object(response)
+        detail = body.get("detail") if body else None
+        logid = (detail.get("logid") if isinstance(detail, dict) else None) or header(
+            response.headers, "x-tt-logid"
+        )
+        code = body.get("code") if body else None
+        if body is None or not isinstance(code, int) or isinstance(code, bool):
+            raise unusable_body_error(self.name, response, logid, self.request_id_label)
+        if code != 0:
+            kind = kind_for_code(code, response.status)
+            hint = f"; {HINTS[kind]}" if kind in HINTS else ""
+            raise ApiError(
+                kind,
+                f"Coze API error {code} (HTTP {response.status}): {body.get('msg') or 'no message'}"
+                f"{hint}{id_note(self.request_id_label, logid)}",
+                http_status=response.status,
+                code=str(code),
+                request_id=logid,
+                retry_after=parse_retry_after(response.headers),
+            )
+        data = body.get("data")
+        remote = data.get("task_status") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(remote, str):
+            raise ApiError(
+                ErrorKind.TRANSIENT,
+                f"Coze API answered code 0 without data.task_status{id_note(self.request_id_label, logid)}",
+                http_status=response.status,
+                request_id=logid,
+            )
+        state = STATES.get(remote, State.UNKNOWN)
+        return TaskStatus(state, remote, self._message(task_id, state, remote, data, logid), data, logid)
+
+    def _message(
+        self, task_id: str, state: State, remote: str, data: dict[str, Any], logid: str | None
+    ) -> str:
+        what = f"Coze copy task {task_id!r} ({data.get('entity_type', 'entity')})"
+        note = id_note(self.request_id_label, logid)
+        if state is State.SUCCEEDED:
+            return (
+                f"{what} succeeded: entity {data.get('source_entity_id', '?')} copied to "
+                f"{data.get('target_entity_id', '?')} in workspace {data.get('target_workspace_id', '?')}{note}"
+            )
+        if state is State.FAILED:
+            return f"{what} failed: {describe_failures(data.get('failed_reasons'))}{note}"
+        return f"{what} is {remote}{note}"
+
+
+COZE = CozeApi()

@@ -1,0 +1,103 @@
+"""The outcome table: what a classified status means for the Airflow task, in both modes.
+
+Poke mode and the trigger both call :func:`judge`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from airflow_provider_taskstatus.models.base import ApiError, State, TaskStatus, TaskStatusError
+
+EventStatus = Literal["success", "failed", "error", "timeout"]
+#: The closed set of trigger event statuses; ``execute_complete`` fails on anything else.
+EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "error", "timeout"})
+
+
+class Log(Protocol):
+    """The slice of a logger the tracker uses: Airflow's structlog loggers and stdlib ones fit."""
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+    def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``done=False`` means keep waiting; otherwise ``status`` is an event status."""
+
+    done: bool
+    status: EventStatus | None
+    message: str
+    #: Success that the user should hear about (partial failure accepted by ``allow_partial``).
+    warning: bool = False
+
+
+def judge(status: TaskStatus, *, allow_partial: bool = False) -> Verdict:
+    if status.state is State.SUCCEEDED:
+        return Verdict(True, "success", status.message)
+    if status.state is State.PARTIAL:
+        if allow_partial:
+            return Verdict(True, "success", f"{status.message} (accepted: allow_partial=True)", warning=True)
+        return Verdict(True, "failed", f"{status.message}; set allow_partial=True to accept this")
+    if status.state in (State.FAILED, State.CANCELLED):
+        return Verdict(True, "failed", status.message)
+    return Verdict(False, None, status.message)
+
+
+def event(verdict: Verdict, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trigger event in the contract ``execute_complete`` accepts."""
+    return {
+        "status": verdict.status,
+        "message": verdict.message,
+        "payload": payload,
+        "warning": verdict.warning,
+    }
+
+
+class PollTracker:
+    """What one wait remembers between polls; shared by poke mode and the trigger.
+
+    Counts polls that ended in a transient error (any clean poll resets the count) and warns once
+    per status value the docs do not list.
+    """
+
+    def __init__(self, *, allow_partial: bool, max_consecutive_failures: int, log: Log) -> None:
+        self.allow_partial = allow_partial
+        self.max_consecutive_failures = max_consecutive_failures
+        self.log = log
+        self.consecutive_failures = 0
+        self._unknown_seen: set[str] = set()
+
+    def on_status(self, status: TaskStatus) -> Verdict:
+        self.consecutive_failures = 0
+        if status.state is State.UNKNOWN and status.remote_status not in self._unknown_seen:
+            self._unknown_seen.add(status.remote_status)
+            self.log.warning(
+                "Status %r is not one the API documents; still waiting (the sensor timeout bounds this). %s",
+                status.remote_status,
+                status.message,
+            )
+        verdict = judge(status, allow_partial=self.allow_partial)
+        if not verdict.done:
+            self.log.info("%s", verdict.message)
+        return verdict
+
+    def on_error(self, error: TaskStatusError) -> Verdict:
+        """Fatal errors end the wait at once; transient ones only after a run of failed polls."""
+        if not (isinstance(error, ApiError) and error.retryable):
+            return Verdict(True, "error", str(error))
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.max_consecutive_failures:
+            return Verdict(
+                True,
+                "error",
+                f"Gave up after {self.consecutive_failures} consecutive failed polls; last error: {error}",
+            )
+        self.log.warning(
+            "Poll failed (%d of %d allowed in a row), will poll again: %s",
+            self.consecutive_failures,
+            self.max_consecutive_failures,
+            error,
+        )
+        return Verdict(False, None, str(error))

@@ -1,0 +1,146 @@
+"""The sensor every status API shares: poke, defer, and turn a verdict into a task outcome."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_taskstatus.hooks.base import TaskStatusHook
+from airflow_provider_taskstatus.models.base import TaskStatusError, validate_task_id
+from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
+from airflow_provider_taskstatus.transport.policy import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
+
+
+class TaskStatusSensor(BaseSensorOperator):
+    """Waits for a remote task; subclasses name the id and connection parameters and the hook.
+
+    :param allow_partial: succeed (with a warning) when the task finished but some parts failed.
+    :param deferrable: wait in the triggerer instead of a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :param request_timeout: seconds one HTTP request may take.
+    :param max_retries: retries of one request on a transient error or rate limit.
+    :param max_consecutive_failures: polls in a row that may fail transiently before the task fails.
+    """
+
+    hook_class: ClassVar[type[TaskStatusHook]]
+    trigger_class: ClassVar[type[TaskStatusTrigger]]
+    #: Attribute names of the remote task id and the connection id in the subclass.
+    task_id_field: ClassVar[str]
+    conn_id_field: ClassVar[str]
+    default_poke_interval: ClassVar[float] = 5.0
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        allow_partial: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        request_timeout: float = RetryPolicy.timeout,
+        max_retries: int = RetryPolicy.max_retries,
+        max_consecutive_failures: int = RetryPolicy.max_consecutive_failures,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", self.default_poke_interval)
+        super().__init__(**kwargs)
+        self.allow_partial = allow_partial
+        self.deferrable = deferrable
+        self.request_policy = RetryPolicy(
+            timeout=request_timeout,
+            max_retries=max_retries,
+            max_consecutive_failures=max_consecutive_failures,
+        )
+
+    @property
+    def remote_task_id(self) -> str:
+        return validate_task_id(getattr(self, self.task_id_field), self.task_id_field)
+
+    @property
+    def conn_id(self) -> str:
+        return str(getattr(self, self.conn_id_field))
+
+    @cached_property
+    def hook(self) -> TaskStatusHook:
+        return self.hook_class(self.conn_id, request_policy=self.request_policy)
+
+    @cached_property
+    def _tracker(self) -> PollTracker:
+        return PollTracker(
+            allow_partial=self.allow_partial,
+            max_consecutive_failures=self.request_policy.max_consecutive_failures,
+            log=self.log,
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        try:
+            status = self.hook.get_task_status(self.remote_task_id)
+        except TaskStatusError as error:
+            verdict = self._tracker.on_error(error)
+            payload = None
+        else:
+            verdict, payload = self._tracker.on_status(status), status.payload
+        if not verdict.done:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        started = time.monotonic()
+        # A task that already ended never defers. BaseSensorOperator.execute is bypassed here, so
+        # apply its soft_fail rule to a remote failure ourselves.
+        try:
+            done = self.poke(context)
+        except AirflowFailException as error:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {error}") from error
+            raise
+        if done:
+            return done.xcom_value
+        remaining = max(0.0, self.timeout - (time.monotonic() - started))
+        self.defer(
+            trigger=self.trigger_class(
+                remote_task_id=self.remote_task_id,
+                conn_id=self.conn_id,
+                deadline=time.time() + remaining,
+                poll_interval=self.poke_interval,
+                allow_partial=self.allow_partial,
+                request_policy=self.request_policy.to_dict(),
+            ),
+            method_name="execute_complete",
+            # Airflow itself then raises AirflowSensorTimeout (soft_fail → skipped).
+            timeout=timedelta(seconds=remaining),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Map a trigger event to the task outcome; anything outside the contract fails the task."""
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise TaskStatusError(f"Unexpected trigger event for {self.remote_task_id!r}: {event!r}")
+        verdict = Verdict(True, event["status"], str(event.get("message")), bool(event.get("warning")))
+        return self._conclude(verdict, event.get("payload"))
+
+    def _conclude(self, verdict: Verdict, payload: dict[str, Any] | None) -> Any:
+        """The one place a verdict becomes an outcome, in both modes."""
+        if verdict.status == "success":
+            (self.log.warning if verdict.warning else self.log.info)("%s", verdict.message)
+            return payload
+        if verdict.status == "failed":
+            raise AirflowFailException(verdict.message)
+        if verdict.status == "timeout":
+            raise AirflowSensorTimeout(verdict.message)
+        raise TaskStatusError(verdict.message)

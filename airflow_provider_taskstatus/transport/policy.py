@@ -1,0 +1,76 @@
+"""The one retry policy, shared by the sync and async transports and by the polling loop."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow_provider_taskstatus.models.base import ApiError
+
+log = logging.getLogger(__name__)
+
+#: A server may ask for a long pause; waiting longer than this inside one poll holds a worker slot.
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up.
+
+    :param timeout: seconds one HTTP request may take.
+    :param max_retries: retries of one request on a transient error or a rate limit, within one poll.
+    :param backoff: first backoff ceiling in seconds; it doubles per retry (full jitter below it).
+    :param max_backoff: highest backoff ceiling. A ``Retry-After`` header may ask for more.
+    :param max_consecutive_failures: polls in a row that may end in a transient error before the
+        wait is given up; any clean poll resets the count.
+    """
+
+    timeout: float = 30.0
+    max_retries: int = 2
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    max_consecutive_failures: int = 5
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError(f"Retry timings must be positive: {self}")
+        if self.max_retries < 0 or self.max_consecutive_failures < 1:
+            raise ValueError(f"max_retries must be >= 0 and max_consecutive_failures >= 1: {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, so a trigger can serialize the policy."""
+        return asdict(self)
+
+    def start(self, rng: Callable[[], float] = random.random) -> Retrying:
+        return Retrying(self, rng)
+
+
+class Retrying:
+    """The retry state of one request: ask it how long to wait after each failure."""
+
+    def __init__(self, policy: RetryPolicy, rng: Callable[[], float]) -> None:
+        self.policy = policy
+        self.rng = rng
+        self.retries = 0
+
+    def backoff(self, error: ApiError) -> float:
+        """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent."""
+        if not error.retryable or self.retries >= self.policy.max_retries:
+            raise error
+        ceiling = min(self.policy.max_backoff, self.policy.backoff * 2**self.retries)
+        delay: float = self.rng() * ceiling
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
+        self.retries += 1
+        log.warning(
+            "Retry %d/%d in %.1f s after %s error: %s",
+            self.retries,
+            self.policy.max_retries,
+            delay,
+            error.kind.value,
+            error,
+        )
+        return delay

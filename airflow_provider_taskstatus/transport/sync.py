@@ -1,0 +1,48 @@
+"""Blocking transport for poke mode: one ``requests.Session`` per hook, reused across pokes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import requests
+
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
+from airflow_provider_taskstatus.transport.policy import RetryPolicy
+
+T = TypeVar("T")
+
+
+class SyncTransport:
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.session = requests.Session()
+
+    def get(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        interpret: Callable[[RawResponse], T],
+    ) -> T:
+        """GET ``url`` and interpret the answer, retrying per the policy."""
+        retrying = self.policy.start()
+        while True:
+            try:
+                return interpret(self._send(url, headers))
+            except ApiError as error:
+                time.sleep(retrying.backoff(error))
+
+    def _send(self, url: str, headers: Mapping[str, str]) -> RawResponse:
+        try:
+            response = self.session.get(url, headers=dict(headers), timeout=self.policy.timeout)
+        except requests.Timeout:
+            raise ApiError(
+                ErrorKind.TRANSIENT, f"No answer from {url} within {self.policy.timeout:g} s"
+            ) from None
+        except requests.RequestException as error:
+            raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {type(error).__name__}") from None
+        return RawResponse(response.status_code, response.headers, response.content)
+
+    def close(self) -> None:
+        self.session.close()
