@@ -1,0 +1,282 @@
+"""The emulator's aiohttp application: both status APIs plus the ``/_emulator`` control endpoints.
+
+Coze and TrueWatch paths do not overlap, so one server serves both. State lives in
+:class:`EmulatorState`, guarded by a thread lock because :class:`~.server.EmulatorServer` reads and
+writes it from the test thread while the event loop thread answers requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .scripts import (
+    CONTROL_KEYS,
+    COZE,
+    TRUEWATCH,
+    Step,
+    Task,
+    demo_tasks,
+    entity_ids,
+    make_task,
+)
+
+COZE_PREFIX = "/v1/entities/copy_tasks/"
+TRUEWATCH_PATH = "/api/v1/workspace/resource/query_action_status"
+JSON_TYPE = "application/json; charset=utf-8"
+
+_COZE_HTTP_STATUS = {4000: 400, 4100: 401, 4101: 403, 4200: 404, 4013: 429}
+_TRUEWATCH_HTTP_STATUS = {
+    "ft.TriggerApiAkCurrentLimiting": 401,
+    "ft.TriggerApiWorkspaceCurrentLimiting": 401,
+    "ft.InvalidAPIKey": 403,
+}
+
+
+class EmulatorState:
+    """Scripted tasks, accepted credentials and the request log, safe to use from any thread."""
+
+    def __init__(self, coze_tokens: Iterable[str], truewatch_keys: Iterable[str]) -> None:
+        self.coze_tokens = frozenset(coze_tokens)
+        self.truewatch_keys = frozenset(truewatch_keys)
+        self._lock = threading.Lock()
+        self._tasks: dict[tuple[str, str], Task] = {}
+        self._log: list[dict[str, Any]] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Restore the seeded demo tasks and forget all requests."""
+        with self._lock:
+            self._tasks = {(t.api, t.task_id): t for t in demo_tasks()}
+            self._log.clear()
+
+    def add_task(self, task: Task) -> None:
+        with self._lock:
+            self._tasks[(task.api, task.task_id)] = task
+
+    def advance(self, api: str, task_id: str) -> tuple[Task, Step] | None:
+        """Consume the task's next step, or None if the task is unknown."""
+        with self._lock:
+            task = self._tasks.get((api, task_id))
+            return None if task is None else (task, task.advance())
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(e)
+                for e in self._log
+                if (api is None or e["api"] == api) and (task_id is None or e["task_id"] == task_id)
+            ]
+
+
+STATE = web.AppKey("state", EmulatorState)
+
+#: An HTTP status and the JSON body to send with it.
+_Answer = tuple[int, dict[str, Any]]
+
+
+def _headers(base: dict[str, str], step: Step) -> CIMultiDict[str]:
+    """``base`` overridden by the step's own headers, whatever their case."""
+    headers = CIMultiDict(base)
+    headers.update(step.get("headers", {}))
+    return headers
+
+
+def _raw(step: Step) -> web.Response:
+    """A response outside the API's envelope, e.g. a gateway's HTML error page."""
+    body = step.get("body", "")
+    is_json = isinstance(body, dict | list)
+    headers = _headers({"Content-Type": JSON_TYPE if is_json else "text/html; charset=utf-8"}, step)
+    data = json.dumps(body, ensure_ascii=False) if is_json else str(body)
+    return web.Response(body=data.encode(), status=int(step.get("http_status", 200)), headers=headers)
+
+
+def _extras(step: Step) -> dict[str, Any]:
+    return {k: v for k, v in step.items() if k not in CONTROL_KEYS}
+
+
+async def coze_status(request: web.Request) -> web.Response:
+    """``GET /v1/entities/copy_tasks/{task_id}``.
+
+    The id is read from the raw path, so ``%2F`` inside it stays part of the one segment; a raw ``/``
+    in the id (a client that forgot to encode it) never matches a task.
+    """
+    arrived = time.time()
+    raw_segment = request.rel_url.raw_path[len(COZE_PREFIX) :]
+    task_id = unquote(raw_segment)
+    logid = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(9).upper()
+
+    def envelope(code: int, msg: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"code": code, "msg": msg, "data": data, "detail": {"logid": logid}}
+
+    token = request.headers.get("Authorization", "")
+    auth_ok = token.startswith("Bearer ") and token[len("Bearer ") :] in request.app[STATE].coze_tokens
+    played = request.app[STATE].advance(COZE, task_id) if auth_ok and "/" not in raw_segment else None
+    step: Step = {}
+    answer: _Answer | None = None
+    if not auth_ok:
+        answer = 401, envelope(4100, "authentication is invalid: check the access token and the API region")
+    elif played is None:
+        answer = 404, envelope(4200, f"copy task {task_id} not found")
+    else:
+        task, step = played
+        if "task_status" in step:
+            data = {"task_id": task_id, "entity_type": task.entity_type, "task_status": step["task_status"]}
+            data.update(entity_ids(task_id))
+            data.update(_extras(step))
+            answer = int(step.get("http_status", 200)), envelope(0, "", data)
+        elif "code" in step:
+            code = int(step["code"])
+            status = int(step.get("http_status", _COZE_HTTP_STATUS.get(code, 200)))
+            answer = status, envelope(code, str(step.get("msg", f"emulated error {code}")))
+    return await _respond(request, COZE, task_id, auth_ok, arrived, step, answer, {"x-tt-logid": logid})
+
+
+async def truewatch_status(request: web.Request) -> web.Response:
+    """``GET /api/v1/workspace/resource/query_action_status?taskId=<id>``.
+
+    TrueWatch documents neither the error for a missing ``taskId`` nor the one for an unknown
+    task: ``ft.ParamError`` (HTTP 400) and ``ft.TaskNotFound`` (HTTP 404) are the emulator's guesses.
+    """
+    arrived = time.time()
+    task_id = request.query.get("taskId", "")
+    trace_id = secrets.token_hex(16)
+
+    def envelope(
+        status: int, content: dict[str, Any] | None, error_code: str = "", message: str = ""
+    ) -> _Answer:
+        success = not error_code
+        body = {"code": status, "content": content, "errorCode": error_code, "message": message}
+        return status, {**body, "success": success, "traceId": trace_id}
+
+    auth_ok = request.headers.get("DF-API-KEY", "") in request.app[STATE].truewatch_keys
+    played = request.app[STATE].advance(TRUEWATCH, task_id) if auth_ok and task_id else None
+    step: Step = {}
+    answer: _Answer | None = None
+    if not auth_ok:
+        answer = envelope(403, None, "ft.InvalidAPIKey", "invalid DF-API-KEY")
+    elif not task_id:
+        answer = envelope(400, None, "ft.ParamError", "taskId is required")
+    elif played is None:
+        answer = envelope(404, None, "ft.TaskNotFound", f"task {task_id} not found")
+    else:
+        task, step = played
+        if "status" in step:
+            content = {"status": step["status"], "action": task.action, "message": "", "errorCode": ""}
+            content["import_info"] = {}
+            content.update(_extras(step))
+            answer = envelope(int(step.get("http_status", 200)), content)
+        elif "errorCode" in step:
+            code = str(step["errorCode"])
+            status = int(step.get("http_status", _TRUEWATCH_HTTP_STATUS.get(code, 400)))
+            answer = envelope(status, None, code, str(step.get("message", f"emulated error {code}")))
+    return await _respond(
+        request, TRUEWATCH, task_id, auth_ok, arrived, step, answer, {"x-trace-id": trace_id}
+    )
+
+
+async def _respond(
+    request: web.Request,
+    api: str,
+    task_id: str,
+    auth_ok: bool,
+    arrived: float,
+    step: Step,
+    answer: _Answer | None,
+    headers: dict[str, str],
+) -> web.Response:
+    """Play the step's faults (delay, reset, raw answer, truncate), send the answer and log the request."""
+    await asyncio.sleep(float(step.get("delay", 0)))
+    if step.get("reset"):
+        _record(request, api, task_id, auth_ok, None, arrived)
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp's quiet path for a client that vanished
+    if answer is None:
+        resp = _raw(step)
+    else:
+        status, payload = answer
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        if step.get("truncate"):
+            body = body[: len(body) // 2]
+        hdrs = _headers({"Content-Type": JSON_TYPE, **headers}, step)
+        resp = web.Response(body=body, status=status, headers=hdrs)
+    _record(request, api, task_id, auth_ok, resp.status, arrived)
+    return resp
+
+
+def _record(
+    request: web.Request, api: str, task_id: str, auth_ok: bool, status: int | None, arrived: float
+) -> None:
+    """Log a status request. Credentials are never stored: only whether they were accepted."""
+    request.app[STATE].record(
+        {
+            "api": api,
+            "task_id": task_id,
+            "raw_path": request.rel_url.raw_path,
+            "query_string": request.rel_url.raw_query_string,
+            "http_status": status,
+            "auth_valid": auth_ok,
+            "time": arrived,
+        }
+    )
+
+
+async def control_set_task(request: web.Request) -> web.Response:
+    """``POST /_emulator/tasks``: create or replace a scripted task."""
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        task = make_task(
+            body.get("api"),
+            body.get("task_id"),
+            body.get("steps"),
+            body.get("entity_type"),
+            body.get("action"),
+        )
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        return web.json_response({"error": str(exc)}, status=400)
+    request.app[STATE].add_task(task)
+    return web.json_response({"api": task.api, "task_id": task.task_id, "steps": len(task.steps)}, status=201)
+
+
+async def control_requests(request: web.Request) -> web.Response:
+    """``GET /_emulator/requests[?api=&task_id=]``: the status requests received so far."""
+    q = request.query
+    return web.json_response(request.app[STATE].requests(q.get("api"), q.get("task_id")))
+
+
+async def control_reset(request: web.Request) -> web.Response:
+    """``POST /_emulator/reset``: back to the seeded tasks and an empty request log."""
+    request.app[STATE].reset()
+    return web.json_response({"ok": True})
+
+
+async def control_health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def create_app(state: EmulatorState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get(COZE_PREFIX + "{task_id:.+}", coze_status)
+    app.router.add_get(TRUEWATCH_PATH, truewatch_status)
+    app.router.add_post("/_emulator/tasks", control_set_task)
+    app.router.add_get("/_emulator/requests", control_requests)
+    app.router.add_post("/_emulator/reset", control_reset)
+    app.router.add_get("/_emulator/health", control_health)
+    return app

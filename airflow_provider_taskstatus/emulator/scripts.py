@@ -1,0 +1,237 @@
+"""Task lifecycles for the emulator: the step format and the seeded demo tasks.
+
+A *task* belongs to one API (``"coze"`` or ``"truewatch"``) and has a list of *steps*. Every
+authenticated status request for the task consumes the next step; ``"repeat": n`` (default 1)
+makes a step answer ``n`` requests, and once the steps run out the last one answers forever.
+Steps are plain JSON-able dicts, so the same script works from Python
+(``EmulatorServer.set_task``) and over HTTP (``POST /_emulator/tasks``).
+
+Status steps (the normal answer)::
+
+    {"task_status": "in_progress"}                          # Coze: data.task_status
+    {"task_status": "failed", "failed_reasons": [...]}      # extra keys are merged into data
+    {"status": "running"}                                   # TrueWatch: content.status
+    {"status": "ok", "import_info": {"successCount": 10, "failCount": 2}}
+    {"status": "error", "errorCode": "ft.X", "message": "..."}   # extra keys merged into content
+
+Envelope errors (a status key wins, so ``{"status": "error", "errorCode": ...}`` above is a status)::
+
+    {"code": 4013, "msg": "rate limited"}                   # Coze; HTTP 4000→400, 4100→401,
+                                                            # 4101→403, 4200→404, 4013→429, else 200
+    {"errorCode": "ft.TriggerApiAkCurrentLimiting", "message": "..."}
+                                                            # TrueWatch; HTTP 401 for *CurrentLimiting,
+                                                            # 403 for ft.InvalidAPIKey, else 400
+
+Faults::
+
+    {"http_status": 503, "body": "<html>…</html>", "headers": {"Retry-After": "2"}}
+                    # raw response, no envelope: text/html, or JSON if body is a dict or list
+    {"reset": true}                       # drop the connection without any HTTP response
+    {"truncate": true, "status": "ok"}    # valid HTTP, but only the first half of the JSON body
+
+Modifiers accepted on any step: ``"delay": seconds`` (sleep before answering), ``"headers": {...}``
+(extra response headers), ``"http_status": n`` (override the status of a status/envelope step),
+``"repeat": n``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+Step = dict[str, Any]
+
+COZE = "coze"
+TRUEWATCH = "truewatch"
+APIS = (COZE, TRUEWATCH)
+
+#: The key that makes a step a status step, and the one that makes it an envelope error, per API.
+STATUS_KEY = {COZE: "task_status", TRUEWATCH: "status"}
+ERROR_KEY = {COZE: "code", TRUEWATCH: "errorCode"}
+
+#: Step keys that steer the emulator and never show up in a response body.
+CONTROL_KEYS = frozenset({"repeat", "delay", "reset", "truncate", "headers", "http_status", "body"})
+
+
+@dataclass
+class Task:
+    """One scripted task; ``served`` counts the status requests answered so far."""
+
+    api: str
+    task_id: str
+    steps: list[Step]
+    entity_type: str = "bot"
+    action: str = "import"
+    served: int = field(default=0, compare=False)
+
+    def advance(self) -> Step:
+        """Return the step that answers the current request and move on to the next one."""
+        step = step_at(self.steps, self.served)
+        self.served += 1
+        return step
+
+
+def step_at(steps: list[Step], index: int) -> Step:
+    """The step answering request number ``index`` (0-based), honouring ``repeat``."""
+    for step in steps:
+        index -= int(step.get("repeat", 1))
+        if index < 0:
+            return step
+    return steps[-1]
+
+
+def entity_ids(task_id: str) -> dict[str, str]:
+    """Stable, plausible numeric Coze ids derived from the task id (same id, same numbers)."""
+    n = zlib.crc32(task_id.encode())
+    return {
+        "source_entity_id": str(7530938808750080000 + n),
+        "target_entity_id": str(7530938808750067000 + n),
+        "target_workspace_id": str(74982048832804000 + n),
+    }
+
+
+def make_task(
+    api: object,
+    task_id: object,
+    steps: object,
+    entity_type: object = None,
+    action: object = None,
+) -> Task:
+    """Validate untrusted input (e.g. JSON from the control endpoint); raise ValueError saying why."""
+    if not isinstance(api, str) or api not in APIS:
+        raise ValueError(f"api must be one of {list(APIS)}, got {api!r}")
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError("task_id must be a non-empty string")
+    if not isinstance(steps, list) or not steps:
+        raise ValueError("steps must be a non-empty list")
+    for i, step in enumerate(steps):
+        problem = _step_problem(api, step)
+        if problem:
+            raise ValueError(f"step {i}: {problem}")
+    for name, value in (("entity_type", entity_type), ("action", action)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string")
+    try:  # a deep copy that also guarantees the answers can be serialized
+        copied: list[Step] = json.loads(json.dumps(steps))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"steps must be JSON-serializable: {exc}") from None
+    return Task(
+        api=api,
+        task_id=task_id,
+        steps=copied,
+        entity_type=entity_type if isinstance(entity_type, str) else "bot",
+        action=action if isinstance(action, str) else "import",
+    )
+
+
+def _step_problem(api: str, step: object) -> str | None:
+    if not isinstance(step, dict):
+        return "must be an object"
+    repeat = step.get("repeat", 1)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+        return "repeat must be a positive integer"
+    delay = step.get("delay", 0)
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+        return "delay must be a non-negative number"
+    status = step.get("http_status", 200)
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        return "http_status must be an integer between 100 and 599"
+    headers = step.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        return "headers must be an object of strings"
+    if (
+        api == COZE
+        and "code" in step
+        and (not isinstance(step["code"], int) or isinstance(step["code"], bool))
+    ):
+        return "code must be an integer"
+    if api == TRUEWATCH and not isinstance(step.get("errorCode", ""), str):
+        return "errorCode must be a string"
+    kinds = ("reset", "body", "http_status", STATUS_KEY[api], ERROR_KEY[api])
+    if not any(k in step for k in kinds):
+        return f"needs one of {list(kinds)} for api {api!r}"
+    return None
+
+
+_REASONS = [
+    {
+        "entity_id": "7530938808750081101",
+        "entity_name": "单词学习助手",
+        "entity_type": "plugin",
+        "failed_reason": "资源配额不足，无法完成复制",
+    },
+    {
+        "entity_id": "7530938808750081102",
+        "entity_name": "英语词汇知识库",
+        "entity_type": "knowledge",
+        "failed_reason": "知识库文件仍在处理中，暂不支持复制",
+    },
+]
+
+
+def demo_tasks() -> list[Task]:
+    """The seeded tasks, freshly built (callers may mutate them)."""
+    running: Step = {"status": "running"}
+    return [
+        Task(
+            COZE,
+            "demo-copy-success",
+            [{"task_status": "in_progress", "repeat": 3}, {"task_status": "successful"}],
+        ),
+        Task(
+            COZE,
+            "demo-copy-failed",
+            [
+                {"task_status": "in_progress"},
+                {"task_status": "failed", "failed_reasons": [dict(r) for r in _REASONS]},
+            ],
+        ),
+        Task(COZE, "demo-copy-workflow", [{"task_status": "successful"}], entity_type="workflow"),
+        Task(
+            TRUEWATCH,
+            "demo-export-ok",
+            [{"status": "start"}, {**running, "repeat": 2}, {"status": "ok"}],
+            action="export",
+        ),
+        Task(
+            TRUEWATCH,
+            "demo-import-ok",
+            [{**running, "repeat": 2}, {"status": "ok", "import_info": {"successCount": 12, "failCount": 0}}],
+        ),
+        Task(
+            TRUEWATCH,
+            "demo-import-partial",
+            [running, {"status": "ok", "import_info": {"successCount": 10, "failCount": 2}}],
+        ),
+        Task(
+            TRUEWATCH,
+            "demo-export-partial",
+            [
+                running,
+                {
+                    "status": "ok",
+                    "import_info": {
+                        "exportFailedInfo": [
+                            {"name": "CPU dashboard", "type": "dashboard", "reason": "dashboard was deleted"}
+                        ]
+                    },
+                },
+            ],
+            action="export",
+        ),
+        Task(
+            TRUEWATCH,
+            "demo-error",
+            [
+                running,
+                {
+                    "status": "error",
+                    "errorCode": "ft.ResourceImportError",
+                    "message": "resource package is damaged or in an unsupported format",
+                },
+            ],
+        ),
+        Task(TRUEWATCH, "demo-cancel", [running, {"status": "cancel"}]),
+    ]

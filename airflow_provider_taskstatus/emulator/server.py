@@ -1,0 +1,141 @@
+"""Run the emulator in a background thread, so synchronous code (tests, a DAG run) can talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .app import EmulatorState, create_app
+from .scripts import Step, make_task
+
+DEFAULT_COZE_TOKEN = "pat_emulator_token"
+DEFAULT_TRUEWATCH_KEY = "tw_emulator_key"
+
+#: aiohttp's default format minus the Referer and User-Agent; never includes a header with a credential.
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EmulatorServer:
+    """The Coze + TrueWatch emulator on its own event loop in a daemon thread.
+
+    It accepts any credential in ``coze_tokens`` / ``truewatch_keys`` and binds to loopback only,
+    unless ``allow_remote=True``: it has unauthenticated control endpoints.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        coze_tokens: Iterable[str] = (DEFAULT_COZE_TOKEN,),
+        truewatch_keys: Iterable[str] = (DEFAULT_TRUEWATCH_KEY,),
+        allow_remote: bool = False,
+    ) -> None:
+        if not allow_remote and not _is_loopback(host):
+            raise ValueError(
+                f"refusing to bind the emulator to non-loopback host {host!r} (allow_remote=False)"
+            )
+        self.host = host
+        self.port = port
+        self.state = EmulatorState(coze_tokens, truewatch_keys)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        """Start serving; return once the socket listens (``port`` is then the bound port)."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already started")
+        self._ready.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="taskstatus-emulator", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError(f"emulator failed to start on {self.host}:{self.port}") from self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread; a no-op if not running."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def set_task(
+        self,
+        api: str,
+        task_id: str,
+        steps: list[Step],
+        entity_type: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        """Create or replace a scripted task (see :mod:`.scripts` for the step format)."""
+        self.state.add_task(make_task(api, task_id, steps, entity_type, action))
+
+    def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
+        """The status requests received so far, oldest first."""
+        return self.state.requests(api, task_id)
+
+    def reset(self) -> None:
+        """Restore the seeded demo tasks and clear the request log."""
+        self.state.reset()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start() if it happens before listening
+            self._error = exc
+        finally:
+            self._ready.set()
+            self._loop.close()
+            self._loop = None
+
+    async def _serve(self) -> None:
+        self._stop_event = asyncio.Event()
+        # A short shutdown timeout: a test may leave a "delay" step sleeping when it stops the server.
+        runner = web.AppRunner(
+            create_app(self.state), shutdown_timeout=1.0, access_log_format=ACCESS_LOG_FORMAT
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+            self.port = runner.addresses[0][1]
+            self._ready.set()
+            await self._stop_event.wait()
+        finally:
+            await runner.cleanup()
