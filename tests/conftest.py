@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="taskstatus-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_provider_taskstatus.emulator.server import (  # noqa: E402
+from airflow_provider_taskstatus.emulator.server import (
     DEFAULT_COZE_TOKEN,
     DEFAULT_TRUEWATCH_KEY,
     EmulatorServer,

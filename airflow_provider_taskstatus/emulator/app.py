@@ -231,8 +231,15 @@ def _record(
             "http_status": status,
             "auth_valid": auth_ok,
             "time": arrived,
+            # The client's port tells connections apart: same port, same kept-alive connection.
+            "peer": _peer(request),
         }
     )
+
+
+def _peer(request: web.Request) -> str | None:
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peername[0]}:{peername[1]}" if peername else None
 
 
 async def control_set_task(request: web.Request) -> web.Response:
