@@ -380,7 +380,16 @@ def test_control_requests_filters_and_reset(emulator: EmulatorServer) -> None:
         emulator.base_url + "/_emulator/requests", params={"task_id": "demo-error"}, timeout=5
     ).json()
     assert len(log) == 1
-    assert set(log[0]) == {"api", "task_id", "raw_path", "query_string", "http_status", "auth_valid", "time"}
+    assert set(log[0]) == {
+        "api",
+        "task_id",
+        "raw_path",
+        "query_string",
+        "http_status",
+        "auth_valid",
+        "time",
+        "peer",
+    }
 
     assert requests.post(emulator.base_url + "/_emulator/reset", timeout=5).status_code == 200
     assert requests.get(emulator.base_url + "/_emulator/requests", timeout=5).json() == []

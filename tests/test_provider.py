@@ -34,10 +34,11 @@ def test_connection_forms() -> None:
 
 def test_airflow_providers_manager_sees_both_hooks() -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     manager = ProvidersManager()
     assert "airflow-provider-taskstatus" in manager.providers
-    hooks = manager.hooks
+    hooks = ProvidersManagerTaskRuntime().hooks
     assert hooks["coze"] is not None and hooks["coze"].hook_class_name.endswith("CozeHook")
     assert hooks["truewatch"] is not None and hooks["truewatch"].hook_class_name.endswith("TrueWatchHook")
     assert manager.field_behaviours["truewatch"]["relabeling"]["host"] == "Host (private deployment only)"
