@@ -60,3 +60,10 @@ def _connections(taskstatus_emulator: EmulatorServer) -> Iterator[None]:
 def emulator(taskstatus_emulator_fresh: EmulatorServer) -> EmulatorServer:
     """The session emulator, reset to its seeded tasks and an empty request log."""
     return taskstatus_emulator_fresh
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> None:
+    from airflow_provider_taskstatus.transport.throttle import forget_throttles
+
+    forget_throttles()

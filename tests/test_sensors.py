@@ -28,7 +28,7 @@ from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
 
 CONTEXT = cast("Context", {})
-FAST = {"poke_interval": 0.05, "timeout": 10, "request_timeout": 2, "max_retries": 0}
+FAST = {"poke_interval": 0.05, "timeout": 10, "request_timeout": 2, "max_retries": 0, "retry_backoff": 0.05}
 REASONS = [{"entity_id": "9", "entity_name": "kb", "entity_type": "knowledge", "failed_reason": "quota"}]
 MODES = ["poke", "deferrable"]
 

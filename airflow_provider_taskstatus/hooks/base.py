@@ -20,6 +20,7 @@ from airflow_provider_taskstatus.models.base import (
 from airflow_provider_taskstatus.transport import aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.sync import SyncTransport
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, throttle_for
 
 if TYPE_CHECKING:
     import requests
@@ -32,6 +33,8 @@ PROBE_TASK_ID = "airflow-connection-test"
 class Endpoint:
     base_url: str
     headers: dict[str, str] = field(repr=False)
+    #: Shared by every hook of the same account in this process.
+    throttle: AccountThrottle = field(repr=False)
 
 
 class TaskStatusHook(BaseHook):
@@ -77,7 +80,9 @@ class TaskStatusHook(BaseHook):
         except ValueError as error:
             raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
         _mask(conn.password)
-        return Endpoint(base_url, self.api.auth_headers(conn.password))
+        rate = _requests_per_minute(self.conn_id, conn.extra_dejson)
+        throttle = throttle_for(account_key(self.api.name, base_url, conn.password), rate)
+        return Endpoint(base_url, self.api.auth_headers(conn.password), throttle)
 
     @property
     def secret_label(self) -> str:
@@ -125,6 +130,7 @@ class TaskStatusHook(BaseHook):
             endpoint.base_url + self.api.status_path(task_id),
             endpoint.headers,
             lambda response: self.api.interpret(response, task_id),
+            endpoint.throttle,
         )
 
     async def aget_task_status(self, task_id: str) -> TaskStatus:
@@ -136,6 +142,7 @@ class TaskStatusHook(BaseHook):
             endpoint.headers,
             lambda response: self.api.interpret(response, task_id),
             self.request_policy,
+            endpoint.throttle,
         )
 
     def test_connection(self) -> tuple[bool, str]:
@@ -150,6 +157,22 @@ class TaskStatusHook(BaseHook):
         except TaskStatusError as error:
             return False, str(error)
         return True, f"Connection works: {self.api.name} accepted the {self.secret_label}."
+
+
+def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:
+    """The account's optional request budget, from the connection extra ``requests_per_minute``."""
+    value = extra.get("requests_per_minute")
+    if value in (None, ""):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if rate <= 0:
+        raise TaskStatusError(
+            f"Connection {conn_id!r}: extra requests_per_minute must be a positive number, got {value!r}."
+        )
+    return rate
 
 
 def _mask(secret: str) -> None:

@@ -35,6 +35,8 @@ class TaskStatusSensor(BaseSensorOperator):
         ``[operators] default_deferrable``.
     :param request_timeout: seconds one HTTP request may take.
     :param max_retries: retries of one request on a transient error or rate limit.
+    :param retry_backoff: first backoff ceiling in seconds, doubling per retry (full jitter below it).
+    :param max_retry_backoff: highest backoff ceiling; a ``Retry-After`` header may ask for more.
     :param max_consecutive_failures: polls in a row that may fail transiently before the task fails.
     """
 
@@ -53,6 +55,8 @@ class TaskStatusSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         request_timeout: float = RetryPolicy.timeout,
         max_retries: int = RetryPolicy.max_retries,
+        retry_backoff: float = RetryPolicy.backoff,
+        max_retry_backoff: float = RetryPolicy.max_backoff,
         max_consecutive_failures: int = RetryPolicy.max_consecutive_failures,
         **kwargs: Any,
     ) -> None:
@@ -63,6 +67,8 @@ class TaskStatusSensor(BaseSensorOperator):
         self.request_policy = RetryPolicy(
             timeout=request_timeout,
             max_retries=max_retries,
+            backoff=retry_backoff,
+            max_backoff=max_retry_backoff,
             max_consecutive_failures=max_consecutive_failures,
         )
 

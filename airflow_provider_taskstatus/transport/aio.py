@@ -7,6 +7,7 @@ them this module) at every parse, and never need aiohttp.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 if TYPE_CHECKING:
     import aiohttp
@@ -64,11 +66,13 @@ async def get(
     headers: Mapping[str, str],
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
+    throttle: AccountThrottle,
 ) -> T:
-    """GET ``url`` and interpret the answer, retrying per the policy (async twin of ``SyncTransport.get``)."""
-    retrying = policy.start()
+    """Async twin of :meth:`SyncTransport.get <airflow_provider_taskstatus.transport.sync.SyncTransport.get>`."""
+    retrying = policy.start(throttle)
     async with shared_session() as session:
         while True:
+            await asyncio.sleep(throttle.reserve(time.monotonic()))
             try:
                 return interpret(await _send(session, url, headers, policy.timeout))
             except ApiError as error:

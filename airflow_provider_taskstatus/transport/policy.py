@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_taskstatus.models.base import ApiError
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +46,40 @@ class RetryPolicy:
         """Plain values, so a trigger can serialize the policy."""
         return asdict(self)
 
-    def start(self, rng: Callable[[], float] = random.random) -> Retrying:
-        return Retrying(self, rng)
+    def start(self, throttle: AccountThrottle, rng: Callable[[], float] = random.random) -> Retrying:
+        return Retrying(self, throttle, rng)
 
 
 class Retrying:
     """The retry state of one request: ask it how long to wait after each failure."""
 
-    def __init__(self, policy: RetryPolicy, rng: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        throttle: AccountThrottle,
+        rng: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.policy = policy
+        self.throttle = throttle
         self.rng = rng
+        self.clock = clock
         self.retries = 0
 
     def backoff(self, error: ApiError) -> float:
-        """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent."""
-        if not error.retryable or self.retries >= self.policy.max_retries:
-            raise error
+        """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent.
+
+        A rate limit pauses the whole account (through its throttle), even when this request gives
+        up: the pause then applies to the account's next request, whoever sends it.
+        """
         ceiling = min(self.policy.max_backoff, self.policy.backoff * 2**self.retries)
         delay: float = self.rng() * ceiling
         if error.retry_after is not None:
             delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
+        if error.kind is ErrorKind.RATE_LIMITED:
+            self.throttle.block(self.clock(), delay)
+        if not error.retryable or self.retries >= self.policy.max_retries:
+            raise error
         self.retries += 1
         log.warning(
             "Retry %d/%d in %.1f s after %s error: %s",
@@ -73,4 +89,5 @@ class Retrying:
             error.kind.value,
             error,
         )
-        return delay
+        # A rate-limited retry waits in the throttle, like every other request of the account.
+        return 0.0 if error.kind is ErrorKind.RATE_LIMITED else delay

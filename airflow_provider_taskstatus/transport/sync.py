@@ -10,6 +10,7 @@ import requests
 
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 T = TypeVar("T")
 
@@ -24,10 +25,12 @@ class SyncTransport:
         url: str,
         headers: Mapping[str, str],
         interpret: Callable[[RawResponse], T],
+        throttle: AccountThrottle,
     ) -> T:
-        """GET ``url`` and interpret the answer, retrying per the policy."""
-        retrying = self.policy.start()
+        """GET ``url`` and interpret the answer, paced by the account throttle, retrying per the policy."""
+        retrying = self.policy.start(throttle)
         while True:
+            time.sleep(throttle.reserve(time.monotonic()))
             try:
                 return interpret(self._send(url, headers))
             except ApiError as error:
