@@ -40,6 +40,18 @@ def _set_connections(base_url: str) -> dict[str, str]:
             "password": DEFAULT_TRUEWATCH_KEY,
             "extra": {"site": "mars-1"},
         },
+        "truewatch_paced": {
+            "conn_type": "truewatch",
+            "host": base_url,
+            "password": DEFAULT_TRUEWATCH_KEY,
+            "extra": {"requests_per_minute": 600},
+        },
+        "coze_bad_rate": {
+            "conn_type": "coze",
+            "host": base_url,
+            "password": "pat_x",
+            "extra": {"requests_per_minute": "fast"},
+        },
         # Nothing listens on port 9 (discard) on loopback: connection refused.
         "coze_unreachable": {"conn_type": "coze", "host": "http://127.0.0.1:9", "password": "pat_x"},
     }

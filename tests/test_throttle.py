@@ -1,0 +1,99 @@
+"""Per-account pacing: a rate limit pauses every trigger of the account; requests_per_minute spaces requests."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_taskstatus.emulator import EmulatorServer
+from airflow_provider_taskstatus.hooks.coze import CozeHook
+from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, throttle_for
+from airflow_provider_taskstatus.triggers.truewatch import TrueWatchActionTrigger
+
+POLICY = {
+    "timeout": 2.0,
+    "max_retries": 0,
+    "backoff": 0.05,
+    "max_backoff": 0.1,
+    "max_consecutive_failures": 50,
+}
+
+
+def test_reserve_spaces_requests_and_block_pauses_them() -> None:
+    throttle = AccountThrottle(requests_per_minute=60)
+    assert throttle.reserve(100.0) == 0.0
+    assert throttle.reserve(100.0) == 1.0
+    assert throttle.reserve(100.5) == 1.5
+    unpaced = AccountThrottle()
+    assert unpaced.reserve(5.0) == 0.0
+    unpaced.block(5.0, 3.0)
+    assert unpaced.reserve(6.0) == 2.0
+    assert unpaced.reserve(9.0) == 0.0
+
+
+def test_accounts_are_told_apart_without_holding_the_secret() -> None:
+    key = account_key("Coze", "https://api.coze.cn", "pat_secret_value")
+    assert "pat_secret_value" not in key
+    assert key != account_key("Coze", "https://api.coze.cn", "pat_other")
+    assert throttle_for(key) is throttle_for(key)
+    with pytest.raises(ValueError, match="positive"):
+        AccountThrottle(requests_per_minute=0)
+
+
+def test_bad_rate_in_connection_is_a_clear_error() -> None:
+    with pytest.raises(TaskStatusError, match="requests_per_minute must be a positive number, got 'fast'"):
+        CozeHook("coze_bad_rate").get_endpoint()
+
+
+def trigger(task_id: str, conn_id: str, wait: float, poll: float) -> TrueWatchActionTrigger:
+    return TrueWatchActionTrigger(
+        task_id, conn_id, deadline=time.time() + wait, poll_interval=poll, request_policy=POLICY
+    )
+
+
+async def last_event(trig: TrueWatchActionTrigger) -> dict[str, Any]:
+    return [event.payload async for event in trig.run()][-1]
+
+
+async def test_rate_limit_pauses_every_trigger_of_the_account(emulator: EmulatorServer) -> None:
+    emulator.set_task(
+        "truewatch",
+        "limited",
+        [
+            {"status": "running", "repeat": 3},
+            {"errorCode": "ft.TriggerApiAkCurrentLimiting", "headers": {"Retry-After": "1"}},
+            {"status": "running"},
+        ],
+    )
+    emulator.set_task("truewatch", "bystander", [{"status": "running"}])
+    events = await asyncio.gather(
+        last_event(trigger("limited", "truewatch_default", wait=2.0, poll=0.05)),
+        last_event(trigger("bystander", "truewatch_default", wait=2.0, poll=0.05)),
+    )
+    assert [e["status"] for e in events] == ["timeout", "timeout"]
+    [limited_at] = [r["time"] for r in emulator.requests(task_id="limited") if r["http_status"] == 401]
+    bystander = [r["time"] for r in emulator.requests(task_id="bystander")]
+    during_pause = [t for t in bystander if limited_at + 0.01 < t < limited_at + 0.95]
+    assert during_pause == [], "the other trigger of the account must wait out the Retry-After too"
+    assert any(t >= limited_at + 0.95 for t in bystander), "and then go on polling"
+    assert any(t < limited_at for t in bystander)
+
+
+async def test_requests_per_minute_spaces_requests_of_all_triggers(emulator: EmulatorServer) -> None:
+    for name in ("p1", "p2", "p3"):
+        emulator.set_task("truewatch", name, [{"status": "running"}])
+    started = time.monotonic()
+    await asyncio.gather(
+        *(last_event(trigger(n, "truewatch_paced", wait=1.0, poll=0.01)) for n in ("p1", "p2", "p3"))
+    )
+    elapsed = time.monotonic() - started
+    times = sorted(r["time"] for r in emulator.requests())
+    # 600 a minute = one request every 0.1 s for the whole account, whatever the poll interval.
+    assert len(times) <= elapsed / 0.1 + 2
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.09, f"requests closer than the budget allows: {min(gaps):.3f} s"
