@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    AirflowTaskTimeout,
     Context,
     TaskDeferred,
 )
@@ -262,12 +263,13 @@ def test_airflow_defer_timeout_is_a_sensor_timeout() -> None:
         ({"status": "success", "message": "ok", "payload": {"a": 1}}, {"a": 1}),
         ({"status": "failed", "message": "remote failed"}, AirflowFailException),
         ({"status": "timeout", "message": "too slow"}, AirflowSensorTimeout),
+        ({"status": "execution_timeout", "message": "too long"}, AirflowTaskTimeout),
         ({"status": "error", "message": "bad token"}, TaskStatusError),
         ({"status": "cancelled", "message": "?"}, TaskStatusError),
         ({"message": "no status"}, TaskStatusError),
         (None, TaskStatusError),
     ],
-    ids=["success", "failed", "timeout", "error", "unknown-status", "no-status", "none"],
+    ids=["success", "failed", "timeout", "execution-timeout", "error", "unknown-status", "no-status", "none"],
 )
 def test_execute_complete(event: dict[str, Any] | None, outcome: Any) -> None:
     sensor = coze()
@@ -328,3 +330,20 @@ def test_no_secret_in_any_output(
     assert "4100" in seen and "ft.InvalidAPIKey" in seen, "the failure itself is reported"
     assert BAD_COZE_TOKEN not in seen
     assert BAD_TRUEWATCH_KEY not in seen
+
+
+def test_execution_timeout_while_deferred(emulator: EmulatorServer) -> None:
+    from datetime import timedelta
+
+    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
+
+    emulator.set_task("coze", "t", [{"task_status": "in_progress"}])
+    sensor = coze(timeout=60, execution_timeout=timedelta(seconds=0.5), deferrable=True)
+    with pytest.raises(TaskDeferred) as caught:
+        sensor.execute(CONTEXT)
+    assert caught.value.timeout is not None
+    assert caught.value.timeout.total_seconds() <= 0.5, "Airflow enforces the nearer limit while deferred"
+    event = asyncio.run(_first_event(caught.value.trigger))
+    assert event["status"] == "execution_timeout"
+    with pytest.raises(AirflowTaskTimeout):
+        sensor.resume_execution("execute_complete", {"event": event}, CONTEXT)

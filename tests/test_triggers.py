@@ -143,7 +143,7 @@ async def test_deadline_gives_timeout_event(emulator: EmulatorServer) -> None:
     started = time.monotonic()
     [event] = await events(coze_trigger("t-forever", wait=0.3))
     assert event["status"] == "timeout"
-    assert "did not finish before the sensor timeout" in event["message"]
+    assert "did not finish within the sensor timeout" in event["message"]
     assert 0.25 <= time.monotonic() - started < 3
     assert event["payload"]["task_status"] == "in_progress"
 
@@ -152,3 +152,28 @@ async def test_missing_connection_is_an_error_event(emulator: EmulatorServer) ->
     [event] = await events(coze_trigger("x", "nowhere"))
     assert event["status"] == "error"
     assert "Connection 'nowhere' is not defined" in event["message"]
+
+
+async def test_execution_deadline_first_gives_execution_timeout_event(emulator: EmulatorServer) -> None:
+    emulator.set_task("coze", "t-long", [{"task_status": "in_progress"}])
+    trigger = coze_trigger("t-long", wait=30)
+    trigger.execution_deadline = time.time() + 0.3
+    [event] = await events(trigger)
+    assert event["status"] == "execution_timeout"
+    assert "did not finish within the execution_timeout" in event["message"]
+
+
+async def test_restart_from_serialized_kwargs_keeps_the_original_deadline(emulator: EmulatorServer) -> None:
+    import asyncio
+
+    emulator.set_task("truewatch", "t-restart", [{"status": "running"}])
+    first = tw_trigger("t-restart", wait=1.0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):  # the triggerer dies mid-wait
+        await asyncio.wait_for(events(first), timeout=0.5)
+    _, kwargs = first.serialize()
+    [event] = await events(TrueWatchActionTrigger(**kwargs))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 1.4, "the restarted trigger ends at the original deadline"
+    polls = emulator.requests(task_id="t-restart")
+    assert len(polls) >= 10, "it kept polling across the restart"

@@ -6,13 +6,13 @@ Poke mode and the trigger both call :func:`judge`, so they cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from airflow_provider_taskstatus.models.base import ApiError, State, TaskStatus, TaskStatusError
 
-EventStatus = Literal["success", "failed", "error", "timeout"]
+EventStatus = Literal["success", "failed", "error", "timeout", "execution_timeout"]
 #: The closed set of trigger event statuses; ``execute_complete`` fails on anything else.
-EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "error", "timeout"})
+EVENT_STATUSES: frozenset[str] = frozenset(get_args(EventStatus))
 
 
 class Log(Protocol):

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    AirflowTaskTimeout,
     BaseSensorOperator,
     PokeReturnValue,
     conf,
@@ -118,7 +119,9 @@ class TaskStatusSensor(BaseSensorOperator):
             raise
         if done:
             return done.xcom_value
-        remaining = max(0.0, self.timeout - (time.monotonic() - started))
+        elapsed = time.monotonic() - started
+        remaining = max(0.0, self.timeout - elapsed)
+        execution_left = self.execution_timeout.total_seconds() - elapsed if self.execution_timeout else None
         self.defer(
             trigger=self.trigger_class(
                 remote_task_id=self.remote_task_id,
@@ -127,10 +130,12 @@ class TaskStatusSensor(BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 allow_partial=self.allow_partial,
                 request_policy=self.request_policy.to_dict(),
+                execution_deadline=None if execution_left is None else time.time() + execution_left,
             ),
             method_name="execute_complete",
-            # Airflow itself then raises AirflowSensorTimeout (soft_fail → skipped).
-            timeout=timedelta(seconds=remaining),
+            # Airflow enforces the nearer limit even when no triggerer runs; the trigger usually
+            # reports first, telling a sensor timeout from an execution timeout.
+            timeout=timedelta(seconds=max(0.0, min(remaining, execution_left or remaining))),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
@@ -149,4 +154,6 @@ class TaskStatusSensor(BaseSensorOperator):
             raise AirflowFailException(verdict.message)
         if verdict.status == "timeout":
             raise AirflowSensorTimeout(verdict.message)
+        if verdict.status == "execution_timeout":
+            raise AirflowTaskTimeout(verdict.message)
         raise TaskStatusError(verdict.message)

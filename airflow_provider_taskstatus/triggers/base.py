@@ -11,7 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import TaskStatusError
-from airflow_provider_taskstatus.models.outcome import PollTracker, Verdict, event
+from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
 from airflow_provider_taskstatus.transport.aio import shared_session
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 
@@ -23,7 +23,9 @@ class TaskStatusTrigger(BaseTrigger):
 
     :param remote_task_id: the id the start call returned.
     :param conn_id: the Airflow connection to read the endpoint and secret from.
-    :param deadline: absolute end of the wait, in epoch seconds, so a triggerer restart keeps it.
+    :param deadline: absolute end of the wait (the sensor timeout), in epoch seconds, so a
+        triggerer restart keeps it.
+    :param execution_deadline: absolute end of the task's ``execution_timeout``, if it has one.
     :param poll_interval: seconds between polls.
     :param allow_partial: treat "finished, some parts failed" as success.
     :param request_policy: :meth:`RetryPolicy.to_dict` of the request policy.
@@ -39,11 +41,13 @@ class TaskStatusTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         allow_partial: bool = False,
         request_policy: dict[str, Any] | None = None,
+        execution_deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.remote_task_id = remote_task_id
         self.conn_id = conn_id
         self.deadline = deadline
+        self.execution_deadline = execution_deadline
         self.poll_interval = poll_interval
         self.allow_partial = allow_partial
         self.request_policy = RetryPolicy(**(request_policy or {}))
@@ -58,6 +62,7 @@ class TaskStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "allow_partial": self.allow_partial,
                 "request_policy": self.request_policy.to_dict(),
+                "execution_deadline": self.execution_deadline,
             },
         )
 
@@ -84,12 +89,20 @@ class TaskStatusTrigger(BaseTrigger):
                 if verdict.done:
                     yield TriggerEvent(event(verdict, payload))
                     return
-                remaining = self.deadline - time.time()
+                deadline, ending, limit = self._next_limit()
+                remaining = deadline - time.time()
                 if remaining <= 0:
                     message = (
-                        f"{hook.api.name} task {self.remote_task_id!r} did not finish before the sensor "
-                        f"timeout; last status: {verdict.message}"
+                        f"{hook.api.name} task {self.remote_task_id!r} did not finish within the "
+                        f"{limit}; last status: {verdict.message}"
                     )
-                    yield TriggerEvent(event(Verdict(True, "timeout", message), payload))
+                    yield TriggerEvent(event(Verdict(True, ending, message), payload))
                     return
                 await asyncio.sleep(min(self.poll_interval, remaining))
+
+    def _next_limit(self) -> tuple[float, EventStatus, str]:
+        """The earliest of the two deadlines, with the event status it ends in."""
+        limits: list[tuple[float, EventStatus, str]] = [(self.deadline, "timeout", "sensor timeout")]
+        if self.execution_deadline is not None:
+            limits.append((self.execution_deadline, "execution_timeout", "execution_timeout"))
+        return min(limits)
