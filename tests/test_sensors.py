@@ -22,16 +22,13 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
-from airflow_provider_taskstatus.sensors.base import TaskStatusSensor
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
-from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
+from tests.sensor_runner import CONTEXT, MODES, first_event, run
 
-CONTEXT = cast("Context", {})
 FAST = {"poke_interval": 0.05, "timeout": 10, "request_timeout": 2, "max_retries": 0, "retry_backoff": 0.05}
 REASONS = [{"entity_id": "9", "entity_name": "kb", "entity_type": "knowledge", "failed_reason": "quota"}]
-MODES = ["poke", "deferrable"]
 
 
 def coze(task_id: str = "t", **kwargs: Any) -> CozeCopyTaskSensor:
@@ -40,23 +37,6 @@ def coze(task_id: str = "t", **kwargs: Any) -> CozeCopyTaskSensor:
 
 def truewatch(task_id: str = "t", **kwargs: Any) -> TrueWatchActionSensor:
     return TrueWatchActionSensor(task_id="wait", action_task_id=task_id, **{**FAST, **kwargs})
-
-
-async def _first_event(trigger: TaskStatusTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        return dict(event.payload)
-    raise AssertionError("the trigger ended without an event")
-
-
-def run(sensor: TaskStatusSensor, mode: str) -> Any:
-    """Run a sensor to its end the way Airflow would, in the given mode."""
-    sensor.deferrable = mode == "deferrable"
-    try:
-        return sensor.execute(CONTEXT)
-    except TaskDeferred as deferred:
-        assert mode == "deferrable"
-        event = asyncio.run(_first_event(deferred.trigger))
-        return sensor.resume_execution(deferred.method_name, {"event": event}, CONTEXT)
 
 
 # (api, steps, sensor kwargs, expected outcome, text in the message or a key of the XCom value)
@@ -343,7 +323,7 @@ def test_execution_timeout_while_deferred(emulator: EmulatorServer) -> None:
         sensor.execute(CONTEXT)
     assert caught.value.timeout is not None
     assert caught.value.timeout.total_seconds() <= 0.5, "Airflow enforces the nearer limit while deferred"
-    event = asyncio.run(_first_event(caught.value.trigger))
+    event = asyncio.run(first_event(caught.value.trigger))
     assert event["status"] == "execution_timeout"
     with pytest.raises(AirflowTaskTimeout):
         sensor.resume_execution("execute_complete", {"event": event}, CONTEXT)

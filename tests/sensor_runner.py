@@ -1,0 +1,35 @@
+"""Run a sensor to its end the way Airflow would, in poke or deferrable mode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from airflow.providers.common.compat.sdk import Context, TaskDeferred
+
+from airflow_provider_taskstatus.sensors.base import TaskStatusSensor
+from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
+
+CONTEXT = cast("Context", {})
+MODES = ["poke", "deferrable"]
+
+
+async def first_event(trigger: TaskStatusTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("the trigger ended without an event")
+
+
+def run(sensor: TaskStatusSensor, mode: str) -> Any:
+    """``execute``; when it defers, run the trigger to its event and resume as the task runner does.
+
+    ``resume_execution`` is what applies ``soft_fail`` to a deferred sensor, so it is called, not
+    ``execute_complete`` directly.
+    """
+    sensor.deferrable = mode == "deferrable"
+    try:
+        return sensor.execute(CONTEXT)
+    except TaskDeferred as deferred:
+        assert mode == "deferrable", "poke mode never defers"
+        event = asyncio.run(first_event(deferred.trigger))
+        return sensor.resume_execution(deferred.method_name, {"event": event}, CONTEXT)

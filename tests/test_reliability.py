@@ -1,0 +1,59 @@
+"""Every row of the reliability table, in both modes: the outcome and the exact number of requests."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_taskstatus.emulator import EmulatorServer
+from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
+from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
+from tests.reliability_matrix import COZE, ROWS, SLOW_TIMEOUT, Row, render_table
+from tests.sensor_runner import MODES, run
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def sensor(row: Row) -> CozeCopyTaskSensor | TrueWatchActionSensor:
+    # Default retry counts (the table's figures assume them); short waits to keep the suite fast.
+    timing = {"poke_interval": 0.02, "timeout": 60, "retry_backoff": 0.02, "max_retry_backoff": 0.1}
+    slow = "delay" in row.step
+    timing["request_timeout"] = SLOW_TIMEOUT if slow else 5
+    if row.api == COZE:
+        return CozeCopyTaskSensor(task_id="wait", copy_task_id="r", **timing)
+    return TrueWatchActionSensor(task_id="wait", action_task_id="r", **timing)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_fault(emulator: EmulatorServer, row: Row, mode: str) -> None:
+    emulator.set_task(row.api, "r", row.steps)
+    started = time.monotonic()
+    if row.outcome == "success":
+        xcom = run(sensor(row), mode)
+        assert isinstance(xcom, dict)
+        assert xcom.get("task_status", xcom.get("status")) in ("successful", "ok")
+    else:
+        with pytest.raises(TaskStatusError) as caught:
+            run(sensor(row), mode)
+        if row.kind == "persistent":
+            assert "consecutive failed polls" in str(caught.value)
+    elapsed = time.monotonic() - started
+    if "Retry-After" in row.step.get("headers", {}):
+        assert elapsed >= 2 * 0.95, "each Retry-After: 1 was honoured"
+    if "delay" in row.step:
+        time.sleep(row.step["delay"])  # the emulator logs a slow request when it finally answers
+    assert len(emulator.requests(task_id="r")) == row.requests
+
+
+def test_readme_holds_the_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = re.search(
+        r"<!-- reliability-table:start -->\n(.*?)\n<!-- reliability-table:end -->", text, re.S
+    )
+    assert section is not None, "README lacks the reliability table markers"
+    assert section.group(1) == render_table(), "README table is stale: python -m tests.reliability_matrix"
