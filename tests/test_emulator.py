@@ -479,3 +479,24 @@ def test_cli_refuses_remote_host_without_flag() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 2
     assert "non-loopback" in proc.stderr
+
+
+def test_global_faults_preempt_every_task_then_scripts_resume(emulator: EmulatorServer) -> None:
+    emulator.inject_faults("coze", [{"http_status": 503, "repeat": 2}, {"code": 4013}])
+    answers = [coze(emulator, "demo-copy-success").status_code for _ in range(2)]
+    answers.append(coze(emulator, "demo-copy-workflow").status_code)
+    assert answers == [503, 503, 429]
+    assert coze_statuses(emulator, "demo-copy-success", 4) == ["in_progress"] * 3 + ["successful"]
+    assert truewatch(emulator, "demo-export-ok").status_code == 200, "faults of one API leave the other alone"
+
+
+def test_global_faults_over_http_and_reset_clears_them(emulator: EmulatorServer) -> None:
+    url = emulator.base_url + "/_emulator/faults"
+    assert requests.post(url, json={"api": "truewatch", "steps": []}, timeout=5).status_code == 400
+    created = requests.post(
+        url, json={"api": "truewatch", "steps": [{"reset": True, "repeat": 3}]}, timeout=5
+    )
+    assert created.status_code == 201
+    assert created.json() == {"api": "truewatch", "requests": 3}
+    emulator.reset()
+    assert truewatch(emulator, "demo-export-ok").status_code == 200

@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from .scripts import (
     CONTROL_KEYS,
     COZE,
+    GLOBAL_FAULTS,
     TRUEWATCH,
     Step,
     Task,
@@ -50,6 +51,7 @@ class EmulatorState:
         self.truewatch_keys = frozenset(truewatch_keys)
         self._lock = threading.Lock()
         self._tasks: dict[tuple[str, str], Task] = {}
+        self._faults: dict[str, Task] = {}
         self._log: list[dict[str, Any]] = []
         self.reset()
 
@@ -57,17 +59,28 @@ class EmulatorState:
         """Restore the seeded demo tasks and forget all requests."""
         with self._lock:
             self._tasks = {(t.api, t.task_id): t for t in demo_tasks()}
+            self._faults.clear()
             self._log.clear()
 
     def add_task(self, task: Task) -> None:
         with self._lock:
             self._tasks[(task.api, task.task_id)] = task
 
+    def inject_faults(self, faults: Task) -> None:
+        """Steps that answer the API's next requests, whatever the task, before its own steps resume."""
+        with self._lock:
+            self._faults[faults.api] = faults
+
     def advance(self, api: str, task_id: str) -> tuple[Task, Step] | None:
-        """Consume the task's next step, or None if the task is unknown."""
+        """Consume the next step: a pending global fault, else the task's own; None if the task is unknown."""
         with self._lock:
             task = self._tasks.get((api, task_id))
-            return None if task is None else (task, task.advance())
+            if task is None:
+                return None
+            faults = self._faults.get(api)
+            if faults is not None and faults.served < faults.length:
+                return task, faults.advance()
+            return task, task.advance()
 
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -261,6 +274,19 @@ async def control_set_task(request: web.Request) -> web.Response:
     return web.json_response({"api": task.api, "task_id": task.task_id, "steps": len(task.steps)}, status=201)
 
 
+async def control_inject_faults(request: web.Request) -> web.Response:
+    """``POST /_emulator/faults``: ``{"api", "steps"}`` answer the API's next requests, any task."""
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        faults = make_task(body.get("api"), GLOBAL_FAULTS, body.get("steps"))
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    request.app[STATE].inject_faults(faults)
+    return web.json_response({"api": faults.api, "requests": faults.length}, status=201)
+
+
 async def control_requests(request: web.Request) -> web.Response:
     """``GET /_emulator/requests[?api=&task_id=]``: the status requests received so far."""
     q = request.query
@@ -283,6 +309,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_get(COZE_PREFIX + "{task_id:.+}", coze_status)
     app.router.add_get(TRUEWATCH_PATH, truewatch_status)
     app.router.add_post("/_emulator/tasks", control_set_task)
+    app.router.add_post("/_emulator/faults", control_inject_faults)
     app.router.add_get("/_emulator/requests", control_requests)
     app.router.add_post("/_emulator/reset", control_reset)
     app.router.add_get("/_emulator/health", control_health)

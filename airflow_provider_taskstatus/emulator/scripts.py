@@ -29,6 +29,10 @@ Faults::
     {"reset": true}                       # drop the connection without any HTTP response
     {"truncate": true, "status": "ok"}    # valid HTTP, but only the first half of the JSON body
 
+Global faults: ``EmulatorServer.inject_faults(api, steps)`` or ``POST /_emulator/faults``
+``{"api": ..., "steps": [...]}`` make the steps answer the API's next requests (counting ``repeat``),
+whatever the task; the tasks' own scripts pause meanwhile and resume where they were.
+
 Modifiers accepted on any step: ``"delay": seconds`` (sleep before answering), ``"headers": {...}``
 (extra response headers), ``"http_status": n`` (override the status of a status/envelope step),
 ``"repeat": n``.
@@ -52,6 +56,9 @@ STATUS_KEY = {COZE: "task_status", TRUEWATCH: "status"}
 ERROR_KEY = {COZE: "code", TRUEWATCH: "errorCode"}
 
 #: Step keys that steer the emulator and never show up in a response body.
+#: The task id under which global faults are kept (see ``EmulatorServer.inject_faults``).
+GLOBAL_FAULTS = "*"
+
 CONTROL_KEYS = frozenset({"repeat", "delay", "reset", "truncate", "headers", "http_status", "body"})
 
 
@@ -65,6 +72,11 @@ class Task:
     entity_type: str = "bot"
     action: str = "import"
     served: int = field(default=0, compare=False)
+
+    @property
+    def length(self) -> int:
+        """Requests the script answers before its last step starts repeating."""
+        return sum(int(step.get("repeat", 1)) for step in self.steps)
 
     def advance(self) -> Step:
         """Return the step that answers the current request and move on to the next one."""

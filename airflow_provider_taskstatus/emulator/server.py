@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import EmulatorState, create_app
-from .scripts import Step, make_task
+from .scripts import GLOBAL_FAULTS, Step, make_task
 
 DEFAULT_COZE_TOKEN = "pat_emulator_token"
 DEFAULT_TRUEWATCH_KEY = "tw_emulator_key"
@@ -105,6 +105,13 @@ class EmulatorServer:
     ) -> None:
         """Create or replace a scripted task (see :mod:`.scripts` for the step format)."""
         self.state.add_task(make_task(api, task_id, steps, entity_type, action))
+
+    def inject_faults(self, api: str, steps: list[Step]) -> None:
+        """Answer the API's next requests with ``steps`` (counting ``repeat``), whatever the task.
+
+        The tasks' own scripts pause meanwhile and resume where they were. Reset clears them.
+        """
+        self.state.inject_faults(make_task(api, GLOBAL_FAULTS, steps))
 
     def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
         """The status requests received so far, oldest first."""
