@@ -252,3 +252,14 @@ def test_hook_repr_and_endpoint_repr_hide_the_secret() -> None:
     assert BAD_COZE_TOKEN not in repr(hook)
     assert BAD_COZE_TOKEN not in repr(hook.get_endpoint())
     assert BAD_COZE_TOKEN not in repr(vars(hook).get("_endpoint"))
+
+
+@pytest.mark.parametrize(
+    ("hook", "secret"),
+    [(CozeHook("coze_bad_token"), BAD_COZE_TOKEN), (TrueWatchHook("truewatch_bad_key"), BAD_TRUEWATCH_KEY)],
+)
+def test_secret_is_registered_with_the_masker(hook: TaskStatusHook, secret: str) -> None:
+    from airflow.providers.common.compat.sdk import redact
+
+    hook.get_endpoint()
+    assert secret not in str(redact(f"a log line with {secret} in it"))
