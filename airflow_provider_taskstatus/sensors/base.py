@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -42,7 +43,9 @@ class TaskStatusSensor(BaseSensorOperator):
     """
 
     hook_class: ClassVar[type[TaskStatusHook]]
-    trigger_class: ClassVar[type[TaskStatusTrigger]]
+    #: Dotted path of the trigger class: imported only when the sensor defers, so that DAG files,
+    #: which import sensors at every parse, never load the trigger machinery.
+    trigger_path: ClassVar[str]
     #: Attribute names of the remote task id and the connection id in the subclass.
     task_id_field: ClassVar[str]
     conn_id_field: ClassVar[str]
@@ -72,6 +75,12 @@ class TaskStatusSensor(BaseSensorOperator):
             max_backoff=max_retry_backoff,
             max_consecutive_failures=max_consecutive_failures,
         )
+
+    @classmethod
+    def trigger_class(cls) -> type[TaskStatusTrigger]:
+        module, _, name = cls.trigger_path.rpartition(".")
+        trigger_class: type[TaskStatusTrigger] = getattr(importlib.import_module(module), name)
+        return trigger_class
 
     @property
     def remote_task_id(self) -> str:
@@ -122,8 +131,9 @@ class TaskStatusSensor(BaseSensorOperator):
         elapsed = time.monotonic() - started
         remaining = max(0.0, self.timeout - elapsed)
         execution_left = self.execution_timeout.total_seconds() - elapsed if self.execution_timeout else None
+        trigger_class = self.trigger_class()
         self.defer(
-            trigger=self.trigger_class(
+            trigger=trigger_class(
                 remote_task_id=self.remote_task_id,
                 conn_id=self.conn_id,
                 deadline=time.time() + remaining,

@@ -6,7 +6,6 @@ from typing import Any
 
 from airflow_provider_taskstatus.hooks.coze import CozeHook
 from airflow_provider_taskstatus.sensors.base import TaskStatusSensor
-from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
 
 
 class CozeCopyTaskSensor(TaskStatusSensor):
@@ -20,7 +19,7 @@ class CozeCopyTaskSensor(TaskStatusSensor):
 
     template_fields = ("copy_task_id", "coze_conn_id")
     hook_class = CozeHook
-    trigger_class = CozeCopyTaskTrigger
+    trigger_path = "airflow_provider_taskstatus.triggers.coze.CozeCopyTaskTrigger"
     task_id_field = "copy_task_id"
     conn_id_field = "coze_conn_id"
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from airflow_provider_taskstatus.hooks.truewatch import TrueWatchHook
 from airflow_provider_taskstatus.sensors.base import TaskStatusSensor
-from airflow_provider_taskstatus.triggers.truewatch import TrueWatchActionTrigger
 
 
 class TrueWatchActionSensor(TaskStatusSensor):
@@ -24,7 +23,7 @@ class TrueWatchActionSensor(TaskStatusSensor):
 
     template_fields = ("action_task_id", "truewatch_conn_id")
     hook_class = TrueWatchHook
-    trigger_class = TrueWatchActionTrigger
+    trigger_path = "airflow_provider_taskstatus.triggers.truewatch.TrueWatchActionTrigger"
     task_id_field = "action_task_id"
     conn_id_field = "truewatch_conn_id"
     default_poke_interval = 10.0

@@ -1,24 +1,30 @@
-"""Blocking transport for poke mode: one ``requests.Session`` per hook, reused across pokes."""
+"""Blocking transport for poke mode: one ``requests.Session`` per hook, reused across pokes.
+
+``requests`` is imported on first use: DAG files import the sensors at every parse and never send.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
-
-import requests
+from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
+
+if TYPE_CHECKING:
+    import requests
 
 T = TypeVar("T")
 
 
 class SyncTransport:
     def __init__(self, policy: RetryPolicy) -> None:
+        import requests
+
         self.policy = policy
-        self.session = requests.Session()
+        self.session: requests.Session = requests.Session()
 
     def get(
         self,
@@ -37,6 +43,8 @@ class SyncTransport:
                 time.sleep(retrying.backoff(error))
 
     def _send(self, url: str, headers: Mapping[str, str]) -> RawResponse:
+        import requests
+
         try:
             response = self.session.get(url, headers=dict(headers), timeout=self.policy.timeout)
         except requests.Timeout:
