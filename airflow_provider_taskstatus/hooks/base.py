@@ -133,8 +133,12 @@ class TaskStatusHook(BaseHook):
             endpoint.throttle,
         )
 
-    async def aget_task_status(self, task_id: str) -> TaskStatus:
-        """Async twin of :meth:`get_task_status`, for triggers."""
+    async def aget_task_status(self, task_id: str, reuse_within: float = 0.0) -> TaskStatus:
+        """Async twin of :meth:`get_task_status`, for triggers.
+
+        Concurrent calls for the same task and account in this event loop share one request; an
+        answer younger than ``reuse_within`` seconds is reused without one.
+        """
         task_id = validate_task_id(task_id)
         endpoint = await self.aget_endpoint()
         return await aio.get(
@@ -143,6 +147,7 @@ class TaskStatusHook(BaseHook):
             lambda response: self.api.interpret(response, task_id),
             self.request_policy,
             endpoint.throttle,
+            reuse_within,
         )
 
     def test_connection(self) -> tuple[bool, str]:

@@ -1,5 +1,9 @@
 """Async transport for triggers: one pooled aiohttp session per event loop, shared by every trigger.
 
+Two things make a thousand waiting triggers cheap: kept-alive connections (no new TCP and TLS
+handshake per poll), and coalescing (triggers waiting on the same remote task through the same
+account share one request per poll interval).
+
 aiohttp is imported on first use, not at module import: DAG files import the sensors (and through
 them this module) at every parse, and never need aiohttp.
 """
@@ -11,8 +15,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
@@ -26,19 +30,39 @@ T = TypeVar("T")
 #: Connections kept per host: enough for many triggers, bounded so a burst cannot flood a server.
 LIMIT_PER_HOST = 32
 
+#: Answers older than this are dropped from the coalescing memory (checked every few hundred answers).
+RECENT_HORIZON = 3600.0
+PRUNE_EVERY = 512
+
+#: One account's request for one URL.
+_Key = tuple[AccountThrottle, str]
+
 
 @dataclass
-class _Shared:
+class Pool:
+    """What the triggers of one event loop share: the session and the coalescing state."""
+
     session: aiohttp.ClientSession
     users: int = 0
+    inflight: dict[_Key, asyncio.Future[Any]] = field(default_factory=dict)
+    #: The last answer per key and when it arrived (monotonic seconds).
+    recent: dict[_Key, tuple[float, Any]] = field(default_factory=dict)
+    answers: int = 0
+
+    def remember(self, key: _Key, result: Any) -> None:
+        now = time.monotonic()
+        self.recent[key] = (now, result)
+        self.answers += 1
+        if self.answers % PRUNE_EVERY == 0:  # a long-lived triggerer sees endless task ids
+            self.recent = {k: v for k, v in self.recent.items() if now - v[0] < RECENT_HORIZON}
 
 
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = weakref.WeakKeyDictionary()
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
-async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
-    """Lease the loop's pooled session; the last lease to end closes it.
+async def shared_session() -> AsyncIterator[Pool]:
+    """Lease the loop's pool; the last lease to end closes its session.
 
     A trigger holds a lease for its whole wait, so polls reuse kept-alive connections; a one-off
     hook call outside any trigger gets a session that closes when the call ends.
@@ -46,19 +70,19 @@ async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
     import aiohttp
 
     loop = asyncio.get_running_loop()
-    shared = _sessions.get(loop)
-    if shared is None or shared.session.closed:
+    pool = _pools.get(loop)
+    if pool is None or pool.session.closed:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=LIMIT_PER_HOST, keepalive_timeout=60)
-        shared = _sessions[loop] = _Shared(aiohttp.ClientSession(connector=connector))
-    shared.users += 1
+        pool = _pools[loop] = Pool(aiohttp.ClientSession(connector=connector))
+    pool.users += 1
     try:
-        yield shared.session
+        yield pool
     finally:
-        shared.users -= 1
-        if shared.users == 0:
-            if _sessions.get(loop) is shared:
-                del _sessions[loop]
-            await shared.session.close()
+        pool.users -= 1
+        if pool.users == 0:
+            if _pools.get(loop) is pool:
+                del _pools[loop]
+            await pool.session.close()
 
 
 async def get(
@@ -67,16 +91,56 @@ async def get(
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
+    reuse_within: float = 0.0,
 ) -> T:
-    """Async twin of :meth:`SyncTransport.get <airflow_provider_taskstatus.transport.sync.SyncTransport.get>`."""
+    """Async twin of :meth:`SyncTransport.get <airflow_provider_taskstatus.transport.sync.SyncTransport.get>`.
+
+    Concurrent calls for the same URL through the same account share one request; with
+    ``reuse_within`` > 0, an answer younger than that many seconds is reused without a request.
+    ``interpret`` must depend on the URL only, as it does for a status call.
+    """
+    key: _Key = (throttle, url)
+    async with shared_session() as pool:
+        recent = pool.recent.get(key)
+        if recent is not None and time.monotonic() - recent[0] < reuse_within:
+            result: T = recent[1]
+            return result
+        inflight = pool.inflight.get(key)
+        if inflight is not None:
+            # Shielded: one waiter being cancelled must not cancel the request the others share.
+            shared: T = await asyncio.shield(inflight)
+            return shared
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        pool.inflight[key] = future
+        try:
+            result = await _fetch(pool.session, url, headers, interpret, policy, throttle)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            raise
+        else:
+            future.set_result(result)
+            pool.remember(key, result)
+            return result
+        finally:
+            del pool.inflight[key]
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: Mapping[str, str],
+    interpret: Callable[[RawResponse], T],
+    policy: RetryPolicy,
+    throttle: AccountThrottle,
+) -> T:
     retrying = policy.start(throttle)
-    async with shared_session() as session:
-        while True:
-            await asyncio.sleep(throttle.reserve(time.monotonic()))
-            try:
-                return interpret(await _send(session, url, headers, policy.timeout))
-            except ApiError as error:
-                await asyncio.sleep(retrying.backoff(error))
+    while True:
+        await asyncio.sleep(throttle.reserve(time.monotonic()))
+        try:
+            return interpret(await _send(session, url, headers, policy.timeout))
+        except ApiError as error:
+            await asyncio.sleep(retrying.backoff(error))
 
 
 async def _send(

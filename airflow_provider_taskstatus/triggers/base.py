@@ -81,7 +81,9 @@ class TaskStatusTrigger(BaseTrigger):
         async with shared_session():
             while True:
                 try:
-                    status = await hook.aget_task_status(self.remote_task_id)
+                    # Triggers polling the same task through the same account share one
+                    # request per interval; a trigger never reuses its own previous answer.
+                    status = await hook.aget_task_status(self.remote_task_id, self.poll_interval * 0.9)
                 except TaskStatusError as error:
                     verdict = tracker.on_error(error)
                 else:
