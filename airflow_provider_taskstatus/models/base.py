@@ -188,6 +188,50 @@ def unusable_body_error(api: str, response: RawResponse, request_id: str | None,
     )
 
 
+def envelope_error(
+    api: str,
+    label: str,
+    kind: ErrorKind,
+    code: str | None,
+    text: str | None,
+    hint: str | None,
+    response: RawResponse,
+    request_id: str | None,
+) -> ApiError:
+    """An error the API's envelope names, with what to fix and the id support asks for."""
+    return ApiError(
+        kind,
+        f"{api} API error {code or '(no code)'} (HTTP {response.status}): {text or 'no message'}"
+        f"{'; ' + hint if hint else ''}{id_note(label, request_id)}",
+        http_status=response.status,
+        code=code,
+        request_id=request_id,
+        retry_after=parse_retry_after(response.headers),
+    )
+
+
+def status_object(
+    body: dict[str, Any],
+    container: str,
+    key: str,
+    api: str,
+    label: str,
+    response: RawResponse,
+    request_id: str | None,
+) -> tuple[dict[str, Any], str]:
+    """``body[container]`` and its status value; a success envelope without them is a glitch worth retrying."""
+    obj = body.get(container)
+    remote = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or not isinstance(remote, str):
+        raise ApiError(
+            ErrorKind.TRANSIENT,
+            f"{api} API answered success without {container}.{key}{id_note(label, request_id)}",
+            http_status=response.status,
+            request_id=request_id,
+        )
+    return obj, remote
+
+
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """``Retry-After`` in seconds; the HTTP-date form is rare on APIs and ignored."""
     value = header(headers, "retry-after")

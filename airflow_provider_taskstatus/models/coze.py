@@ -10,18 +10,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_taskstatus.models.base import (
-    ApiError,
     ErrorKind,
     RawResponse,
     State,
     TaskStatus,
     encode,
+    envelope_error,
     header,
     id_note,
     json_object,
     kind_for_http_status,
     normalize_base_url,
-    parse_retry_after,
+    status_object,
     unusable_body_error,
 )
 
@@ -95,27 +95,13 @@ class CozeApi:
         code = body.get("code") if body else None
         if body is None or not isinstance(code, int) or isinstance(code, bool):
             raise unusable_body_error(self.name, response, logid, self.request_id_label)
+        label = self.request_id_label
         if code != 0:
             kind = kind_for_code(code, response.status)
-            hint = f"; {HINTS[kind]}" if kind in HINTS else ""
-            raise ApiError(
-                kind,
-                f"Coze API error {code} (HTTP {response.status}): {body.get('msg') or 'no message'}"
-                f"{hint}{id_note(self.request_id_label, logid)}",
-                http_status=response.status,
-                code=str(code),
-                request_id=logid,
-                retry_after=parse_retry_after(response.headers),
+            raise envelope_error(
+                self.name, label, kind, str(code), body.get("msg"), HINTS.get(kind), response, logid
             )
-        data = body.get("data")
-        remote = data.get("task_status") if isinstance(data, dict) else None
-        if not isinstance(data, dict) or not isinstance(remote, str):
-            raise ApiError(
-                ErrorKind.TRANSIENT,
-                f"Coze API answered code 0 without data.task_status{id_note(self.request_id_label, logid)}",
-                http_status=response.status,
-                request_id=logid,
-            )
+        data, remote = status_object(body, "data", "task_status", self.name, label, response, logid)
         state = STATES.get(remote, State.UNKNOWN)
         return TaskStatus(state, remote, self._message(task_id, state, remote, data, logid), data, logid)
 

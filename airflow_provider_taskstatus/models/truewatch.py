@@ -11,19 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_taskstatus.models.base import (
-    ApiError,
     ErrorKind,
     RawResponse,
     State,
     TaskStatus,
     compact,
     encode,
+    envelope_error,
     header,
     id_note,
     json_object,
     kind_for_http_status,
     normalize_base_url,
-    parse_retry_after,
+    status_object,
     unusable_body_error,
 )
 
@@ -125,27 +125,20 @@ class TrueWatchApi:
         if body is None or not ({"content", "errorCode", "success"} & body.keys()):
             raise unusable_body_error(self.name, response, trace_id, self.request_id_label)
         error_code = body.get("errorCode") or ""
+        label = self.request_id_label
         if error_code or body.get("success") is False or response.status >= 400:
             kind = kind_for_error_code(str(error_code), response.status)
-            hint = f"; {HINTS[kind]}" if kind in HINTS else ""
-            raise ApiError(
+            raise envelope_error(
+                self.name,
+                label,
                 kind,
-                f"TrueWatch API error {error_code or 'without errorCode'} (HTTP {response.status}): "
-                f"{body.get('message') or 'no message'}{hint}{id_note(self.request_id_label, trace_id)}",
-                http_status=response.status,
-                code=str(error_code) or None,
-                request_id=trace_id,
-                retry_after=parse_retry_after(response.headers),
+                str(error_code) or None,
+                body.get("message"),
+                HINTS.get(kind),
+                response,
+                trace_id,
             )
-        content = body.get("content")
-        remote = content.get("status") if isinstance(content, dict) else None
-        if not isinstance(content, dict) or not isinstance(remote, str):
-            raise ApiError(
-                ErrorKind.TRANSIENT,
-                f"TrueWatch API answered success without content.status{id_note(self.request_id_label, trace_id)}",
-                http_status=response.status,
-                request_id=trace_id,
-            )
+        content, remote = status_object(body, "content", "status", self.name, label, response, trace_id)
         state = STATES.get(remote, State.UNKNOWN)
         failures = resource_failures(content) if state is State.SUCCEEDED else None
         if failures:
