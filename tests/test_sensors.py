@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.sensors.base import DEFER_GRACE
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
@@ -219,7 +220,7 @@ def test_defers_with_the_remaining_timeout(emulator: EmulatorServer) -> None:
     assert deferred.method_name == "execute_complete"
     assert deferred.timeout is not None
     remaining = deferred.timeout.total_seconds()
-    assert 59 - 0.3 < remaining <= 60 - 0.3, "the first poke's time is taken off the timeout"
+    assert 59 - 0.3 < remaining - DEFER_GRACE <= 60 - 0.3, "the first poke's time is taken off the timeout"
     assert before + 59.9 <= trigger.deadline <= before + 60.1, "deadline = start of the wait + timeout"
     _, kwargs = trigger.serialize()
     assert kwargs["remote_task_id"] == "t"
@@ -322,7 +323,7 @@ def test_execution_timeout_while_deferred(emulator: EmulatorServer) -> None:
     with pytest.raises(TaskDeferred) as caught:
         sensor.execute(CONTEXT)
     assert caught.value.timeout is not None
-    assert caught.value.timeout.total_seconds() <= 0.5, "Airflow enforces the nearer limit while deferred"
+    assert caught.value.timeout.total_seconds() <= 0.5 + DEFER_GRACE, "Airflow enforces the nearer limit"
     event = asyncio.run(first_event(caught.value.trigger))
     assert event["status"] == "execution_timeout"
     with pytest.raises(AirflowTaskTimeout):

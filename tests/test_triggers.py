@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,15 +60,16 @@ def test_serialize_round_trip_holds_plain_values_only(trigger_class: type[TaskSt
 
 
 @pytest.mark.parametrize(
-    ("trigger", "secret"),
+    ("make", "secret"),
     [
-        (coze_trigger("x", "coze_bad_token"), BAD_COZE_TOKEN),
-        (tw_trigger("x", "truewatch_bad_key"), BAD_TRUEWATCH_KEY),
+        (lambda: coze_trigger("x", "coze_bad_token"), BAD_COZE_TOKEN),
+        (lambda: tw_trigger("x", "truewatch_bad_key"), BAD_TRUEWATCH_KEY),
     ],
 )
 async def test_no_secret_in_kwargs_repr_or_events(
-    emulator: EmulatorServer, trigger: TaskStatusTrigger, secret: str
+    emulator: EmulatorServer, make: Callable[[], TaskStatusTrigger], secret: str
 ) -> None:
+    trigger = make()
     assert secret not in json.dumps(trigger.serialize())
     assert secret not in repr(trigger)
     [event] = await events(trigger)

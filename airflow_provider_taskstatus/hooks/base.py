@@ -17,7 +17,6 @@ from airflow_provider_taskstatus.models.base import (
     TaskStatusError,
     validate_task_id,
 )
-from airflow_provider_taskstatus.transport import aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.sync import SyncTransport
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, throttle_for
@@ -139,6 +138,8 @@ class TaskStatusHook(BaseHook):
         Concurrent calls for the same task and account in this event loop share one request; an
         answer younger than ``reuse_within`` seconds is reused without one.
         """
+        from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
+
         task_id = validate_task_id(task_id)
         endpoint = await self.aget_endpoint()
         return await aio.get(

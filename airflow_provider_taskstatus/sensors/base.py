@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
 
 
+#: Seconds Airflow's own deferral timeout trails the trigger's deadlines.
+DEFER_GRACE = 10.0
+
+
 class TaskStatusSensor(BaseSensorOperator):
     """Waits for a remote task; subclasses name the id and connection parameters and the hook.
 
@@ -143,9 +147,10 @@ class TaskStatusSensor(BaseSensorOperator):
                 execution_deadline=None if execution_left is None else time.time() + execution_left,
             ),
             method_name="execute_complete",
-            # Airflow enforces the nearer limit even when no triggerer runs; the trigger usually
-            # reports first, telling a sensor timeout from an execution timeout.
-            timeout=timedelta(seconds=max(0.0, min(remaining, execution_left or remaining))),
+            # The trigger reports its own limits (with the last status, and telling a sensor
+            # timeout from an execution timeout); Airflow enforces them too, a little later, in
+            # case no triggerer runs.
+            timeout=timedelta(seconds=max(0.0, min(remaining, execution_left or remaining)) + DEFER_GRACE),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

@@ -4,8 +4,9 @@ Two things make a thousand waiting triggers cheap: kept-alive connections (no ne
 handshake per poll), and coalescing (triggers waiting on the same remote task through the same
 account share one request per poll interval).
 
-aiohttp is imported on first use, not at module import: DAG files import the sensors (and through
-them this module) at every parse, and never need aiohttp.
+Only triggers (and async hook calls) import this module, never a DAG file: aiohttp is imported at
+the top, so that its cold import happens when the triggerer loads the trigger class, not inside a
+running trigger, where it would stall the event loop of every other trigger.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+import aiohttp
+import yarl
 
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
-
-if TYPE_CHECKING:
-    import aiohttp
 
 T = TypeVar("T")
 
@@ -67,8 +68,6 @@ async def shared_session() -> AsyncIterator[Pool]:
     A trigger holds a lease for its whole wait, so polls reuse kept-alive connections; a one-off
     hook call outside any trigger gets a session that closes when the call ends.
     """
-    import aiohttp
-
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None or pool.session.closed:
@@ -149,9 +148,6 @@ async def _send(
     headers: Mapping[str, str],
     timeout: float,
 ) -> RawResponse:
-    import aiohttp
-    import yarl
-
     try:
         # The URL arrives percent-encoded, task id included: yarl must not re-encode it.
         request = session.get(

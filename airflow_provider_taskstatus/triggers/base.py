@@ -77,9 +77,21 @@ class TaskStatusTrigger(BaseTrigger):
             log=self.log,
         )
         payload: dict[str, Any] | None = None
+        last = "not polled by the trigger yet"
         # Hold a lease on the loop's pooled session for the whole wait: every poll reuses it.
         async with shared_session():
             while True:
+                # Wait first: the sensor polled just before deferring. A limit ends the wait
+                # without one more poll, so the event arrives on time.
+                deadline, ending, limit = self._next_limit()
+                await asyncio.sleep(max(0.0, min(self.poll_interval, deadline - time.time())))
+                if time.time() >= deadline:
+                    message = (
+                        f"{hook.api.name} task {self.remote_task_id!r} did not finish within the "
+                        f"{limit}; last status: {last}"
+                    )
+                    yield TriggerEvent(event(Verdict(True, ending, message), payload))
+                    return
                 try:
                     # Triggers polling the same task through the same account share one
                     # request per interval; a trigger never reuses its own previous answer.
@@ -91,16 +103,7 @@ class TaskStatusTrigger(BaseTrigger):
                 if verdict.done:
                     yield TriggerEvent(event(verdict, payload))
                     return
-                deadline, ending, limit = self._next_limit()
-                remaining = deadline - time.time()
-                if remaining <= 0:
-                    message = (
-                        f"{hook.api.name} task {self.remote_task_id!r} did not finish within the "
-                        f"{limit}; last status: {verdict.message}"
-                    )
-                    yield TriggerEvent(event(Verdict(True, ending, message), payload))
-                    return
-                await asyncio.sleep(min(self.poll_interval, remaining))
+                last = verdict.message
 
     def _next_limit(self) -> tuple[float, EventStatus, str]:
         """The earliest of the two deadlines, with the event status it ends in."""
