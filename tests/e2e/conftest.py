@@ -53,13 +53,6 @@ LOG_TAIL_LINES = 40
 _REAL_AIRFLOW = pytest.StashKey["RealAirflow"]()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        'e2e: starts real Airflow processes (scheduler, triggerer, ...); skip with -m "not e2e"',
-    )
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
