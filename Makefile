@@ -25,15 +25,20 @@ lint: venv
 test: lint
 	$(BIN)/pytest -q
 
-# Everything but the example DAGs run through Airflow.
+# Everything but the slow runs through Airflow (example DAGs, real processes).
 test-fast: venv
-	$(BIN)/pytest -q -m "not dags"
+	$(BIN)/pytest -q -m "not dags and not e2e"
 
 demo: venv
 	$(BIN)/python scripts/demo.py
 
 emulator: venv
 	$(BIN)/taskstatus-emulator --port 8765
+
+# Our triggers against dbt Cloud's and the HTTP provider's on a TLS emulator (~7 min; see benchmarks/README.md).
+.PHONY: bench
+bench: venv
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lock: venv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock

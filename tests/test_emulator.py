@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from airflow_provider_taskstatus.emulator import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY, EmulatorServer
+
+if TYPE_CHECKING:
+    from benchmarks.tls import CertFiles
 
 COZE_AUTH = {"Authorization": f"Bearer {DEFAULT_COZE_TOKEN}"}
 TW_AUTH = {"DF-API-KEY": DEFAULT_TRUEWATCH_KEY}
@@ -389,6 +392,7 @@ def test_control_requests_filters_and_reset(emulator: EmulatorServer) -> None:
         "auth_valid",
         "time",
         "peer",
+        "conn",
     }
 
     assert requests.post(emulator.base_url + "/_emulator/reset", timeout=5).status_code == 200
@@ -500,3 +504,157 @@ def test_global_faults_over_http_and_reset_clears_them(emulator: EmulatorServer)
     assert created.json() == {"api": "truewatch", "requests": 3}
     emulator.reset()
     assert truewatch(emulator, "demo-export-ok").status_code == 200
+
+
+# --- benchmark support: TLS, the anchors' stand-ins, bulk tasks, stats ------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    from benchmarks.tls import make_self_signed  # the benchmark's certificate maker
+
+    return make_self_signed(tmp_path_factory.mktemp("tls"))
+
+
+def test_tls_server_verifies_with_its_own_ca(tls_files: CertFiles) -> None:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_files.cert, tls_files.key)
+    with EmulatorServer(ssl_context=context, access_log=False) as server:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        r = requests.get(server.base_url + "/_emulator/health", verify=str(tls_files.cert), timeout=5)
+        assert r.json() == {"ok": True}
+        with pytest.raises(requests.exceptions.SSLError):  # not trusted without the CA
+            requests.get(server.base_url + "/_emulator/health", timeout=5)
+        assert (
+            requests.get(
+                server.base_url + "/v1/entities/copy_tasks/demo-copy-workflow",
+                headers=COZE_AUTH,
+                verify=str(tls_files.cert),
+                timeout=5,
+            ).json()["data"]["task_status"]
+            == "successful"
+        )
+
+
+def test_cli_serves_tls(tls_files: CertFiles) -> None:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "airflow_provider_taskstatus.emulator", "--port", "0", "--quiet"]
+    cmd += ["--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert proc.stdout is not None
+            base_url = proc.stdout.readline().split()[2]
+            assert base_url.startswith("https://127.0.0.1:")
+            r = requests.get(base_url + "/_emulator/health", verify=str(tls_files.cert), timeout=5)
+            assert r.json() == {"ok": True}
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_cli_tls_flags_go_together(tls_files: CertFiles) -> None:
+    cmd = [sys.executable, "-m", "airflow_provider_taskstatus.emulator", "--tls-cert", str(tls_files.cert)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "go together" in proc.stderr
+
+
+def test_dbt_cloud_run_status_flips(emulator: EmulatorServer) -> None:
+    url = emulator.base_url + "/api/v2/accounts/42/runs/1001/"
+    r = requests.get(url, headers={"Authorization": "Token anything"}, timeout=5)
+    assert (r.status_code, r.json()["data"]) == (200, {"id": 1001, "status": 3})
+    assert requests.get(url, headers={"Authorization": "Bearer x"}, timeout=5).json()["data"]["status"] == 3
+    assert requests.get(url, timeout=5).status_code == 401
+    flipped = requests.post(
+        emulator.base_url + "/_emulator/flip", json={"api": "dbt_cloud", "ids": [1001]}, timeout=5
+    )
+    assert flipped.json() == {"api": "dbt_cloud", "flipped": 1}
+    assert requests.get(url, headers={"Authorization": "Token t"}, timeout=5).json()["data"]["status"] == 10
+    other = emulator.base_url + "/api/v2/accounts/42/runs/1002/"
+    assert requests.get(other, headers={"Authorization": "Token t"}, timeout=5).json()["data"]["status"] == 3
+    log = emulator.requests(api="dbt_cloud")
+    assert [(e["task_id"], e["http_status"], e["auth_valid"]) for e in log] == [
+        ("1001", 200, True),
+        ("1001", 200, True),
+        ("1001", 401, False),
+        ("1001", 200, True),
+        ("1002", 200, True),
+    ]
+
+
+def test_http_item_is_404_until_flipped_and_reset_clears_flips(emulator: EmulatorServer) -> None:
+    url = emulator.base_url + "/bench/http/a1"
+    assert requests.get(url, timeout=5).status_code == 404
+    requests.post(emulator.base_url + "/_emulator/flip", json={"api": "http", "ids": ["a1"]}, timeout=5)
+    assert requests.get(url, timeout=5).status_code == 200
+    emulator.reset()
+    assert requests.get(url, timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"api": "coze", "ids": ["x"]}, "api must be one of"),
+        ({"api": "http", "ids": "x"}, "ids must be a list"),
+        (["x"], "JSON object"),
+    ],
+)
+def test_flip_validation(emulator: EmulatorServer, body: Any, message: str) -> None:
+    r = requests.post(emulator.base_url + "/_emulator/flip", json=body, timeout=5)
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+def test_bulk_tasks_all_or_nothing(emulator: EmulatorServer) -> None:
+    url = emulator.base_url + "/_emulator/tasks"
+    specs = [
+        {"api": "coze", "task_id": f"bulk-{i}", "steps": [{"task_status": "in_progress"}]} for i in range(3)
+    ]
+    r = requests.post(url, json=specs, timeout=5)
+    assert (r.status_code, r.json()) == (201, {"created": 3})
+    assert coze_statuses(emulator, "bulk-2", 1) == ["in_progress"]
+    bad = [{"api": "coze", "task_id": "bulk-9", "steps": [{"task_status": "successful"}]}, {"api": "coze"}]
+    assert requests.post(url, json=bad, timeout=5).status_code == 400
+    assert coze(emulator, "bulk-9").status_code == 404, "nothing of a rejected batch is stored"
+
+
+def test_stats_counts_requests_and_connections(emulator: EmulatorServer) -> None:
+    with requests.Session() as session:  # one kept-alive connection
+        for _ in range(3):
+            session.get(emulator.base_url + "/v1/entities/copy_tasks/demo-copy-workflow", headers=COZE_AUTH)
+    middle = time.time()
+    time.sleep(0.01)
+    truewatch(emulator, "demo-cancel")  # a new connection each
+    requests.get(emulator.base_url + "/bench/http/z", timeout=5)
+    stats = requests.get(emulator.base_url + "/_emulator/stats", timeout=5).json()
+    assert stats == {
+        "requests": 5,
+        "connections": 3,
+        "new_connections": 3,
+        "peers": 3,
+        "by_api": {"coze": 3, "truewatch": 1, "http": 1},
+        "by_status": {"200": 4, "404": 1},
+    }
+    later = requests.get(emulator.base_url + "/_emulator/stats", params={"since": middle}, timeout=5).json()
+    assert (later["requests"], later["connections"], later["new_connections"]) == (2, 2, 2)
+    before = requests.get(emulator.base_url + "/_emulator/stats", params={"until": middle}, timeout=5).json()
+    assert (before["requests"], before["connections"]) == (3, 1)
+    assert len({e["conn"] for e in emulator.requests()}) == 3
+    assert requests.get(emulator.base_url + "/_emulator/stats?since=x", timeout=5).status_code == 400
+
+
+def test_stats_tells_a_reused_port_from_the_same_connection(emulator: EmulatorServer) -> None:
+    """A connection opened before the window and reused in it is not new; a new one is."""
+    with requests.Session() as session:
+        url = emulator.base_url + "/v1/entities/copy_tasks/demo-copy-workflow"
+        session.get(url, headers=COZE_AUTH)
+        middle = time.time()
+        time.sleep(0.01)
+        session.get(url, headers=COZE_AUTH)
+    stats = requests.get(emulator.base_url + "/_emulator/stats", params={"since": middle}, timeout=5).json()
+    assert (stats["requests"], stats["connections"], stats["new_connections"]) == (1, 1, 0)

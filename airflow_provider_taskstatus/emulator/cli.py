@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Sequence
 from types import FrameType
@@ -36,7 +37,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="allow a non-loopback --host (the control endpoints have no auth)",
     )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument("--quiet", action="store_true", help="no access log line per request")
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    ssl_context = None
+    if args.tls_cert is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            parser.error(f"cannot load --tls-cert/--tls-key: {exc}")
     try:
         server = EmulatorServer(
             args.host,
@@ -44,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             coze_tokens=args.coze_token or [DEFAULT_COZE_TOKEN],
             truewatch_keys=args.truewatch_key or [DEFAULT_TRUEWATCH_KEY],
             allow_remote=args.allow_remote,
+            ssl_context=ssl_context,
+            access_log=not args.quiet,
         )
     except ValueError as exc:
         parser.error(str(exc))

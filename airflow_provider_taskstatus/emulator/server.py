@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import threading
 from collections.abc import Iterable
 from types import TracebackType
@@ -34,7 +35,9 @@ class EmulatorServer:
     """The Coze + TrueWatch emulator on its own event loop in a daemon thread.
 
     It accepts any credential in ``coze_tokens`` / ``truewatch_keys`` and binds to loopback only,
-    unless ``allow_remote=True``: it has unauthenticated control endpoints.
+    unless ``allow_remote=True``: it has unauthenticated control endpoints. With ``ssl_context`` (a
+    server context with its certificate loaded) it serves HTTPS; ``access_log=False`` skips the
+    per-request access log line (the benchmark's load would spend its time writing it).
     """
 
     def __init__(
@@ -44,6 +47,8 @@ class EmulatorServer:
         coze_tokens: Iterable[str] = (DEFAULT_COZE_TOKEN,),
         truewatch_keys: Iterable[str] = (DEFAULT_TRUEWATCH_KEY,),
         allow_remote: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        access_log: bool = True,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -51,6 +56,8 @@ class EmulatorServer:
             )
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
+        self.access_log = access_log
         self.state = EmulatorState(coze_tokens, truewatch_keys)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,7 +68,8 @@ class EmulatorServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> EmulatorServer:
         """Start serving; return once the socket listens (``port`` is then the bound port)."""
@@ -135,12 +143,13 @@ class EmulatorServer:
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
         # A short shutdown timeout: a test may leave a "delay" step sleeping when it stops the server.
-        runner = web.AppRunner(
-            create_app(self.state), shutdown_timeout=1.0, access_log_format=ACCESS_LOG_FORMAT
-        )
+        logging: dict[str, Any] = {"access_log_format": ACCESS_LOG_FORMAT}
+        if not self.access_log:
+            logging["access_log"] = None
+        runner = web.AppRunner(create_app(self.state), shutdown_timeout=1.0, **logging)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()
             self.port = runner.addresses[0][1]
             self._ready.set()
             await self._stop_event.wait()
