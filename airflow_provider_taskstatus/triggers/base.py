@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -14,6 +15,10 @@ from airflow_provider_taskstatus.models.base import TaskStatusError
 from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
 from airflow_provider_taskstatus.transport.aio import shared_session
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
+
+#: Each pause is the poll interval ± this fraction (the mean stays the interval), so that triggers
+#: which a loop stall (a GC pause, a triggerer restart) lined up do not stay in a herd.
+POLL_JITTER = 0.1
 
 
 class TaskStatusTrigger(BaseTrigger):
@@ -78,13 +83,15 @@ class TaskStatusTrigger(BaseTrigger):
         )
         payload: dict[str, Any] | None = None
         last = "not polled by the trigger yet"
+        # Both limits are absolute and fixed: work the nearer one out once.
+        deadline, ending, limit = self._next_limit()
         # Hold a lease on the loop's pooled session for the whole wait: every poll reuses it.
         async with shared_session():
             while True:
                 # Wait first: the sensor polled just before deferring. A limit ends the wait
                 # without one more poll, so the event arrives on time.
-                deadline, ending, limit = self._next_limit()
-                await asyncio.sleep(max(0.0, min(self.poll_interval, deadline - time.time())))
+                pause = self.poll_interval * (1 + POLL_JITTER * (2 * random.random() - 1))
+                await asyncio.sleep(max(0.0, min(pause, deadline - time.time())))
                 if time.time() >= deadline:
                     message = (
                         f"{hook.api.name} task {self.remote_task_id!r} did not finish within the "
@@ -92,18 +99,31 @@ class TaskStatusTrigger(BaseTrigger):
                     )
                     yield TriggerEvent(event(Verdict(True, ending, message), payload))
                     return
-                try:
-                    # Triggers polling the same task through the same account share one
-                    # request per interval; a trigger never reuses its own previous answer.
-                    status = await hook.aget_task_status(self.remote_task_id, self.poll_interval * 0.9)
-                except TaskStatusError as error:
-                    verdict = tracker.on_error(error)
-                else:
-                    verdict, payload = tracker.on_status(status), status.payload
-                if verdict.done:
-                    yield TriggerEvent(event(verdict, payload))
+                final, last, payload = await self._poll(hook, tracker, payload)
+                if final is not None:
+                    yield final
                     return
-                last = verdict.message
+
+    async def _poll(
+        self, hook: TaskStatusHook, tracker: PollTracker, payload: dict[str, Any] | None
+    ) -> tuple[TriggerEvent | None, str, dict[str, Any] | None]:
+        """One poll: the final event, or the status to report and the payload to keep meanwhile.
+
+        A helper, so that nothing of the poll but a string and the payload outlives it: what
+        stays referenced through the sleep gets promoted to the GC's oldest generation, and with
+        thousands of waiting triggers that churn alone sets off full collections.
+        """
+        try:
+            # Triggers polling the same task through the same account share one request per
+            # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
+            status = await hook.aget_task_status(
+                self.remote_task_id, self.poll_interval * (1 - 2 * POLL_JITTER)
+            )
+        except TaskStatusError as error:
+            verdict = tracker.on_error(error)
+        else:
+            verdict, payload = tracker.on_status(status), status.payload
+        return (TriggerEvent(event(verdict, payload)) if verdict.done else None), verdict.message, payload
 
     def _next_limit(self) -> tuple[float, EventStatus, str]:
         """The earliest of the two deadlines, with the event status it ends in."""
