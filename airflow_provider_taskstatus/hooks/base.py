@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -87,28 +89,27 @@ class TaskStatusHook(BaseHook):
     def secret_label(self) -> str:
         return str(self.form.ui_field_behaviour["relabeling"]["password"])
 
-    def _missing(self) -> TaskStatusError:
-        return TaskStatusError(
-            f"Connection {self.conn_id!r} is not defined: create a connection of type {self.conn_type!r} "
-            f"(Admin → Connections, or the AIRFLOW_CONN_{self.conn_id.upper()} environment variable)."
-        )
+    @contextmanager
+    def _lookup(self) -> Iterator[None]:
+        """Turn Airflow's "isn't defined" into what to create, and where."""
+        try:
+            yield
+        except AirflowNotFoundException:
+            raise TaskStatusError(
+                f"Connection {self.conn_id!r} is not defined: create a connection of type {self.conn_type!r} "
+                f"(Admin → Connections, or the AIRFLOW_CONN_{self.conn_id.upper()} environment variable)."
+            ) from None
 
     def get_endpoint(self) -> Endpoint:
         if self._endpoint is None:
-            try:
-                conn = self.get_connection(self.conn_id)
-            except AirflowNotFoundException:
-                raise self._missing() from None
-            self._endpoint = self._endpoint_from(conn)
+            with self._lookup():
+                self._endpoint = self._endpoint_from(self.get_connection(self.conn_id))
         return self._endpoint
 
     async def aget_endpoint(self) -> Endpoint:
         if self._endpoint is None:
-            try:
-                conn = await self.aget_connection(self.conn_id)
-            except AirflowNotFoundException:
-                raise self._missing() from None
-            self._endpoint = self._endpoint_from(conn)
+            with self._lookup():
+                self._endpoint = self._endpoint_from(await self.aget_connection(self.conn_id))
         return self._endpoint
 
     # -- status calls -----------------------------------------------------------------------
