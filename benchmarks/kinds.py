@@ -7,6 +7,7 @@ so the orchestrator can use the rest without importing Airflow.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,6 +58,16 @@ class _Ours(Kind):
     ours = True
     running: ClassVar[dict[str, Any]]
     finished: ClassVar[dict[str, Any]]
+    #: The sensor whose trigger this kind holds; the trigger class is resolved as the sensor does.
+    sensor_path: ClassVar[str]
+
+    def make_trigger(self, remote_id: str, interval: float) -> BaseTrigger:
+        module, _, name = self.sensor_path.rpartition(".")
+        trigger_class = getattr(importlib.import_module(module), name).trigger_class()
+        trigger: BaseTrigger = trigger_class(
+            remote_id, self.conn_id, time.time() + WAIT, poll_interval=interval
+        )
+        return trigger
 
     def prepare(self, client: EmulatorClient, ids: list[str]) -> None:
         client.set_tasks(self.api, ids, [self.running])
@@ -72,11 +83,7 @@ class Coze(_Ours):
     conn_id = "bench_coze"
     running: ClassVar[dict[str, Any]] = {"task_status": "in_progress"}
     finished: ClassVar[dict[str, Any]] = {"task_status": "successful"}
-
-    def make_trigger(self, remote_id: str, interval: float) -> BaseTrigger:
-        from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
-
-        return CozeCopyTaskTrigger(remote_id, self.conn_id, time.time() + WAIT, poll_interval=interval)
+    sensor_path = "airflow_provider_taskstatus.sensors.coze.CozeCopyTaskSensor"
 
 
 class TrueWatch(_Ours):
@@ -86,11 +93,7 @@ class TrueWatch(_Ours):
     conn_id = "bench_truewatch"
     running: ClassVar[dict[str, Any]] = {"status": "running"}
     finished: ClassVar[dict[str, Any]] = {"status": "ok"}
-
-    def make_trigger(self, remote_id: str, interval: float) -> BaseTrigger:
-        from airflow_provider_taskstatus.triggers.truewatch import TrueWatchActionTrigger
-
-        return TrueWatchActionTrigger(remote_id, self.conn_id, time.time() + WAIT, poll_interval=interval)
+    sensor_path = "airflow_provider_taskstatus.sensors.truewatch.TrueWatchActionSensor"
 
 
 class DbtCloud(Kind):
