@@ -85,6 +85,6 @@ async def test_many_triggers_share_few_connections(emulator: EmulatorServer) -> 
         emulator.set_task("coze", f"c{i}", [{"task_status": "in_progress"}])
     await run_all(*(trigger(f"c{i}", wait=1.0) for i in range(20)))
     requests = emulator.requests()
-    peers = {r["peer"] for r in requests}
+    peers = {r["conn"] for r in requests}
     assert len(requests) >= 20 * 4
     assert len(peers) <= 20, f"{len(peers)} connections for {len(requests)} requests: not kept alive"

@@ -231,7 +231,7 @@ def test_sync_session_is_reused_across_calls(emulator: EmulatorServer) -> None:
     hook.get_task_status("demo-copy-workflow")
     hook.get_task_status("demo-copy-workflow")
     assert hook.get_conn() is session
-    peers = {r["peer"] for r in emulator.requests()}
+    peers = {r["conn"] for r in emulator.requests()}
     assert len(peers) == 1, f"both polls should share one kept-alive connection, saw {peers}"
 
 
@@ -242,7 +242,7 @@ async def test_async_calls_in_one_lease_share_a_connection(emulator: EmulatorSer
     async with shared_session():
         for _ in range(3):
             await hook.aget_task_status("demo-copy-workflow")
-    peers = {r["peer"] for r in emulator.requests()}
+    peers = {r["conn"] for r in emulator.requests()}
     assert len(peers) == 1, f"polls should share one kept-alive connection, saw {peers}"
 
 
