@@ -135,6 +135,7 @@ class TaskStatusSensor(BaseSensorOperator):
         elapsed = time.monotonic() - started
         remaining = max(0.0, self.timeout - elapsed)
         execution_left = self.execution_timeout.total_seconds() - elapsed if self.execution_timeout else None
+        nearer = remaining if execution_left is None else min(remaining, execution_left)
         trigger_class = self.trigger_class()
         self.defer(
             trigger=trigger_class(
@@ -150,7 +151,7 @@ class TaskStatusSensor(BaseSensorOperator):
             # The trigger reports its own limits (with the last status, and telling a sensor
             # timeout from an execution timeout); Airflow enforces them too, a little later, in
             # case no triggerer runs.
-            timeout=timedelta(seconds=max(0.0, min(remaining, execution_left or remaining)) + DEFER_GRACE),
+            timeout=timedelta(seconds=max(0.0, nearer) + DEFER_GRACE),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
