@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from airflow_provider_taskstatus.emulator import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY, EmulatorServer
+from airflow_provider_taskstatus.emulator import EmulatorServer, airflow_connections
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "example_dags"
@@ -98,12 +98,7 @@ def airflow_env(base_url: str, airflow_home: Path = DEFAULT_AIRFLOW_HOME) -> dic
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW_CONN_COZE_DEFAULT": json.dumps(
-                {"conn_type": "coze", "host": base_url, "password": DEFAULT_COZE_TOKEN}
-            ),
-            "AIRFLOW_CONN_TRUEWATCH_DEFAULT": json.dumps(
-                {"conn_type": "truewatch", "host": base_url, "password": DEFAULT_TRUEWATCH_KEY}
-            ),
+            **airflow_connections(base_url),
         }
     )
     return env

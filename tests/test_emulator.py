@@ -658,3 +658,13 @@ def test_stats_tells_a_reused_port_from_the_same_connection(emulator: EmulatorSe
         session.get(url, headers=COZE_AUTH)
     stats = requests.get(emulator.base_url + "/_emulator/stats", params={"since": middle}, timeout=5).json()
     assert (stats["requests"], stats["connections"], stats["new_connections"]) == (1, 1, 0)
+
+
+def test_airflow_connections_point_the_default_ids_at_the_emulator(emulator: EmulatorServer) -> None:
+    from airflow_provider_taskstatus.emulator import airflow_connections
+
+    env = airflow_connections(emulator.base_url)
+    assert set(env) == {"AIRFLOW_CONN_COZE_DEFAULT", "AIRFLOW_CONN_TRUEWATCH_DEFAULT"}
+    coze_conn = json.loads(env["AIRFLOW_CONN_COZE_DEFAULT"])
+    assert coze_conn == {"conn_type": "coze", "host": emulator.base_url, "password": DEFAULT_COZE_TOKEN}
+    assert json.loads(env["AIRFLOW_CONN_TRUEWATCH_DEFAULT"])["password"] == DEFAULT_TRUEWATCH_KEY

@@ -5,6 +5,6 @@ Python with :class:`EmulatorServer`, or in tests with the ``taskstatus_emulator`
 pytest fixtures. :mod:`.scripts` documents how to script a task's lifecycle.
 """
 
-from .server import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY, EmulatorServer
+from .server import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY, EmulatorServer, airflow_connections
 
-__all__ = ["DEFAULT_COZE_TOKEN", "DEFAULT_TRUEWATCH_KEY", "EmulatorServer"]
+__all__ = ["DEFAULT_COZE_TOKEN", "DEFAULT_TRUEWATCH_KEY", "EmulatorServer", "airflow_connections"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import ssl
 import threading
 from collections.abc import Iterable
@@ -20,6 +21,20 @@ DEFAULT_TRUEWATCH_KEY = "tw_emulator_key"
 
 #: aiohttp's default format minus the Referer and User-Agent; never includes a header with a credential.
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def airflow_connections(
+    base_url: str, coze_token: str = DEFAULT_COZE_TOKEN, truewatch_key: str = DEFAULT_TRUEWATCH_KEY
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables pointing ``coze_default`` and ``truewatch_default`` at an emulator."""
+    return {
+        "AIRFLOW_CONN_COZE_DEFAULT": json.dumps(
+            {"conn_type": "coze", "host": base_url, "password": coze_token}
+        ),
+        "AIRFLOW_CONN_TRUEWATCH_DEFAULT": json.dumps(
+            {"conn_type": "truewatch", "host": base_url, "password": truewatch_key}
+        ),
+    }
 
 
 def _is_loopback(host: str) -> bool:

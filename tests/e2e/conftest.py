@@ -12,7 +12,6 @@ fails, the tail of every process log is attached to its report.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -28,11 +27,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from airflow_provider_taskstatus.emulator.server import (
-    DEFAULT_COZE_TOKEN,
-    DEFAULT_TRUEWATCH_KEY,
-    EmulatorServer,
-)
+from airflow_provider_taskstatus.emulator.server import EmulatorServer, airflow_connections
 
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 #: Every DAG in DAGS_FOLDER: the fixture waits until the dag-processor has stored all of them.
@@ -113,12 +108,7 @@ def airflow_env(home: Path, api_port: int, emulator_url: str) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-            "AIRFLOW_CONN_COZE_DEFAULT": json.dumps(
-                {"conn_type": "coze", "host": emulator_url, "password": DEFAULT_COZE_TOKEN}
-            ),
-            "AIRFLOW_CONN_TRUEWATCH_DEFAULT": json.dumps(
-                {"conn_type": "truewatch", "host": emulator_url, "password": DEFAULT_TRUEWATCH_KEY}
-            ),
+            **airflow_connections(emulator_url),
         }
     )
     return env
