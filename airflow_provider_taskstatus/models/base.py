@@ -22,10 +22,6 @@ class State(str, enum.Enum):
     #: A status value the docs do not list: keep waiting, the sensor timeout bounds it.
     UNKNOWN = "unknown"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (State.RUNNING, State.UNKNOWN)
-
 
 class ErrorKind(str, enum.Enum):
     """Why a status request did not produce a status. Only the last two are worth retrying."""
