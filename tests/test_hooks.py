@@ -236,10 +236,10 @@ def test_sync_session_is_reused_across_calls(emulator: EmulatorServer) -> None:
 
 
 async def test_async_calls_in_one_lease_share_a_connection(emulator: EmulatorServer) -> None:
-    from airflow_provider_taskstatus.transport.aio import shared_session
+    from airflow_provider_taskstatus.transport.aio import Lease
 
     hook = CozeHook()
-    async with shared_session():
+    async with Lease():
         for _ in range(3):
             await hook.aget_task_status("demo-copy-workflow")
     peers = {r["conn"] for r in emulator.requests()}

@@ -26,6 +26,8 @@ from airflow_provider_taskstatus.transport.throttle import AccountThrottle, acco
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_taskstatus.transport.aio import Lease
+
 #: Any id will do: a good token gets "not found", a bad one an auth error.
 PROBE_TASK_ID = "airflow-connection-test"
 
@@ -132,6 +134,18 @@ class TaskStatusHook(BaseHook):
             lambda response: self.api.interpret(response, task_id),
             endpoint.throttle,
         )
+
+    async def alease(self, task_id: str) -> Lease:
+        """A lease on the event loop's pooled session for a wait on ``task_id``, to enter with ``async with``.
+
+        Every poll meanwhile reuses its kept-alive connections, and coalescing learns how many
+        waits in the loop share the task's request.
+        """
+        from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
+
+        task_id = validate_task_id(task_id)
+        endpoint = await self.aget_endpoint()
+        return aio.Lease((endpoint.throttle, endpoint.base_url + self.api.status_path(task_id)))
 
     async def aget_task_status(self, task_id: str, reuse_within: float = 0.0) -> TaskStatus:
         """Async twin of :meth:`get_task_status`, for triggers.

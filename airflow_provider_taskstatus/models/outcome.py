@@ -62,17 +62,20 @@ class PollTracker:
     per status value the docs do not list.
     """
 
+    # Slots and a lazy set: a triggerer holds one tracker per waiting trigger.
+    __slots__ = ("_unknown_seen", "allow_partial", "consecutive_failures", "log", "max_consecutive_failures")
+
     def __init__(self, *, allow_partial: bool, max_consecutive_failures: int, log: Log) -> None:
         self.allow_partial = allow_partial
         self.max_consecutive_failures = max_consecutive_failures
         self.log = log
         self.consecutive_failures = 0
-        self._unknown_seen: set[str] = set()
+        self._unknown_seen: set[str] | None = None
 
     def on_status(self, status: TaskStatus) -> Verdict:
         self.consecutive_failures = 0
-        if status.state is State.UNKNOWN and status.remote_status not in self._unknown_seen:
-            self._unknown_seen.add(status.remote_status)
+        if status.state is State.UNKNOWN and status.remote_status not in (self._unknown_seen or ()):
+            self._unknown_seen = (self._unknown_seen or set()) | {status.remote_status}
             self.log.warning(
                 "Status %r is not one the API documents; still waiting (the sensor timeout bounds this). %s",
                 status.remote_status,

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,6 +45,8 @@ class Pool:
     session: aiohttp.ClientSession
     users: int = 0
     inflight: dict[_Key, asyncio.Future[Any]] = field(default_factory=dict)
+    #: How many leases wait on each key: an answer only its own waiter asks for is not remembered.
+    watchers: dict[_Key, int] = field(default_factory=dict)
     #: The last answer per key and when it arrived (monotonic seconds).
     recent: dict[_Key, tuple[float, Any]] = field(default_factory=dict)
     answers: int = 0
@@ -61,24 +62,40 @@ class Pool:
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
 
 
-@asynccontextmanager
-async def shared_session() -> AsyncIterator[Pool]:
-    """Lease the loop's pool; the last lease to end closes its session.
+class Lease:
+    """A lease on the loop's pool (``async with Lease() as pool: ...``); the last to end closes it.
 
-    A trigger holds a lease for its whole wait, so polls reuse kept-alive connections; a one-off
-    hook call outside any trigger gets a session that closes when the call ends.
+    A trigger holds one for its whole wait, ``watching`` the request it repeats, so its polls reuse
+    kept-alive connections; a one-off hook call gets a session that closes when the call ends.
+    A plain class, not a generator: thousands of waiting triggers each hold one.
     """
-    loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None or pool.session.closed:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=LIMIT_PER_HOST, keepalive_timeout=60)
-        pool = _pools[loop] = Pool(aiohttp.ClientSession(connector=connector))
-    pool.users += 1
-    try:
-        yield pool
-    finally:
+
+    __slots__ = ("pool", "watching")
+
+    def __init__(self, watching: _Key | None = None) -> None:
+        self.watching = watching
+        self.pool: Pool | None = None
+
+    async def __aenter__(self) -> Pool:
+        loop = asyncio.get_running_loop()
+        pool = _pools.get(loop)
+        if pool is None or pool.session.closed:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=LIMIT_PER_HOST, keepalive_timeout=60)
+            pool = _pools[loop] = Pool(aiohttp.ClientSession(connector=connector))
+        pool.users += 1
+        if self.watching is not None:
+            pool.watchers[self.watching] = pool.watchers.get(self.watching, 0) + 1
+        self.pool = pool
+        return pool
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        pool, self.pool = self.pool, None
+        assert pool is not None, "lease exited without being entered"
+        if self.watching is not None and (left := pool.watchers.pop(self.watching) - 1) > 0:
+            pool.watchers[self.watching] = left
         pool.users -= 1
         if pool.users == 0:
+            loop = asyncio.get_running_loop()
             if _pools.get(loop) is pool:
                 del _pools[loop]
             await pool.session.close()
@@ -99,7 +116,7 @@ async def get(
     ``interpret`` must depend on the URL only, as it does for a status call.
     """
     key: _Key = (throttle, url)
-    async with shared_session() as pool:
+    async with Lease() as pool:
         recent = pool.recent.get(key)
         if recent is not None and time.monotonic() - recent[0] < reuse_within:
             result: T = recent[1]
@@ -119,7 +136,10 @@ async def get(
             raise
         else:
             future.set_result(result)
-            pool.remember(key, result)
+            # A lone waiter asks again only when this answer is stale: keeping it would only
+            # hold memory (and objects the GC must scan) through the pause.
+            if pool.watchers.get(key) != 1:
+                pool.remember(key, result)
             return result
         finally:
             del pool.inflight[key]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -13,8 +13,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import TaskStatusError
 from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
-from airflow_provider_taskstatus.transport.aio import shared_session
+from airflow_provider_taskstatus.transport import aio  # noqa: F401  aiohttp's cold import: see aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.triggers import wheel
 
 #: Each pause is the poll interval ± this fraction (the mean stays the interval), so that triggers
 #: which a loop stall (a GC pause, a triggerer restart) lined up do not stay in a herd.
@@ -76,54 +77,18 @@ class TaskStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook_class(self.conn_id, request_policy=self.request_policy)
-        tracker = PollTracker(
-            allow_partial=self.allow_partial,
-            max_consecutive_failures=self.request_policy.max_consecutive_failures,
-            log=self.log,
-        )
-        payload: dict[str, Any] | None = None
-        last = "not polled by the trigger yet"
-        # Both limits are absolute and fixed: work the nearer one out once.
-        deadline, ending, limit = self._next_limit()
-        # Hold a lease on the loop's pooled session for the whole wait: every poll reuses it.
-        async with shared_session():
-            while True:
-                # Wait first: the sensor polled just before deferring. A limit ends the wait
-                # without one more poll, so the event arrives on time.
-                pause = self.poll_interval * (1 + POLL_JITTER * (2 * random.random() - 1))
-                await asyncio.sleep(max(0.0, min(pause, deadline - time.time())))
-                if time.time() >= deadline:
-                    message = (
-                        f"{hook.api.name} task {self.remote_task_id!r} did not finish within the "
-                        f"{limit}; last status: {last}"
-                    )
-                    yield TriggerEvent(event(Verdict(True, ending, message), payload))
-                    return
-                final, last, payload = await self._poll(hook, tracker, payload)
-                if final is not None:
-                    yield final
-                    return
-
-    async def _poll(
-        self, hook: TaskStatusHook, tracker: PollTracker, payload: dict[str, Any] | None
-    ) -> tuple[TriggerEvent | None, str, dict[str, Any] | None]:
-        """One poll: the final event, or the status to report and the payload to keep meanwhile.
-
-        A helper, so that nothing of the poll but a string and the payload outlives it: what
-        stays referenced through the sleep gets promoted to the GC's oldest generation, and with
-        thousands of waiting triggers that churn alone sets off full collections.
-        """
+        wait = _Wait(self, hook)
         try:
-            # Triggers polling the same task through the same account share one request per
-            # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
-            status = await hook.aget_task_status(
-                self.remote_task_id, self.poll_interval * (1 - 2 * POLL_JITTER)
-            )
-        except TaskStatusError as error:
-            verdict = tracker.on_error(error)
-        else:
-            verdict, payload = tracker.on_status(status), status.payload
-        return (TriggerEvent(event(verdict, payload)) if verdict.done else None), verdict.message, payload
+            # The connection is read here, in the trigger's own task, as Airflow expects.
+            lease = await hook.alease(self.remote_task_id)
+            async with lease:
+                # Wait first: the sensor polled just before deferring.
+                await wheel.every(wait.step, wait.pause())
+        except TaskStatusError as error:  # the connection is missing or unusable
+            yield TriggerEvent(event(Verdict(True, "error", str(error))))
+            return
+        assert wait.event is not None  # every() returns once a step has set it
+        yield wait.event
 
     def _next_limit(self) -> tuple[float, EventStatus, str]:
         """The earliest of the two deadlines, with the event status it ends in."""
@@ -131,3 +96,73 @@ class TaskStatusTrigger(BaseTrigger):
         if self.execution_deadline is not None:
             limits.append((self.execution_deadline, "execution_timeout", "execution_timeout"))
         return min(limits)
+
+
+class _Wait:
+    """One trigger's wait between polls: the wheel calls :meth:`step` each round.
+
+    Between rounds it holds plain values only (floats and strings), so a waiting trigger leaves
+    nothing new for the cyclic GC to promote.
+    """
+
+    __slots__ = ("deadline", "ending", "event", "hook", "last", "limit", "payload", "tracker", "trigger")
+
+    def __init__(self, trigger: TaskStatusTrigger, hook: TaskStatusHook) -> None:
+        self.trigger = trigger
+        self.hook = hook
+        self.tracker = PollTracker(
+            allow_partial=trigger.allow_partial,
+            max_consecutive_failures=trigger.request_policy.max_consecutive_failures,
+            # The class's logger, not one per trigger: Airflow routes trigger logs by context.
+            log=type(trigger).logger(),
+        )
+        # Both limits are absolute and fixed: work the nearer one out once.
+        self.deadline, self.ending, self.limit = trigger._next_limit()
+        #: The last payload, as JSON text: a string is one object the GC never scans, a decoded
+        #: payload a dozen it would, promoted anew at every poll.
+        self.payload: str | None = None
+        self.last = "not polled by the trigger yet"
+        self.event: TriggerEvent | None = None
+
+    def pause(self) -> float:
+        """The poll interval ± the jitter, cut short by the deadline."""
+        pause = self.trigger.poll_interval * (1 + POLL_JITTER * (2 * random.random() - 1))
+        return max(0.0, min(pause, self.deadline - time.time()))
+
+    async def step(self) -> float | None:
+        """One round: the seconds to the next, or None once :attr:`event` is set.
+
+        A limit ends the wait without one more poll, so the event arrives on time.
+        """
+        if time.time() >= self.deadline:
+            message = (
+                f"{self.hook.api.name} task {self.trigger.remote_task_id!r} did not finish within the "
+                f"{self.limit}; last status: {self.last}"
+            )
+            self.event = TriggerEvent(event(Verdict(True, self.ending, message), self._last_payload()))
+            return None
+        verdict, payload = await self._poll()
+        if verdict.done:
+            self.event = TriggerEvent(
+                event(verdict, payload if payload is not None else self._last_payload())
+            )
+            return None
+        self.last = verdict.message
+        if payload is not None:
+            self.payload = json.dumps(payload)
+        return self.pause()
+
+    def _last_payload(self) -> dict[str, Any] | None:
+        return None if self.payload is None else json.loads(self.payload)
+
+    async def _poll(self) -> tuple[Verdict, dict[str, Any] | None]:
+        interval = self.trigger.poll_interval
+        try:
+            # Triggers polling the same task through the same account share one request per
+            # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
+            status = await self.hook.aget_task_status(
+                self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER)
+            )
+        except TaskStatusError as error:
+            return self.tracker.on_error(error), None
+        return self.tracker.on_status(status), status.payload
