@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -35,6 +36,11 @@ class RetryPolicy:
     backoff: float = 1.0
     max_backoff: float = 30.0
     max_consecutive_failures: int = 5
+
+    @classmethod
+    def shared(cls, **fields: Any) -> RetryPolicy:
+        """An equal policy made before, if any: a triggerer holds thousands with the same values."""
+        return _interned(cls(**fields))
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.backoff < 0 or self.max_backoff < 0:
@@ -91,3 +97,8 @@ class Retrying:
         )
         # A rate-limited retry waits in the throttle, like every other request of the account.
         return 0.0 if error.kind is ErrorKind.RATE_LIMITED else delay
+
+
+@functools.lru_cache(maxsize=256)
+def _interned(policy: RetryPolicy) -> RetryPolicy:
+    return policy

@@ -56,7 +56,7 @@ class TaskStatusTrigger(BaseTrigger):
         self.execution_deadline = execution_deadline
         self.poll_interval = poll_interval
         self.allow_partial = allow_partial
-        self.request_policy = RetryPolicy(**(request_policy or {}))
+        self.request_policy = RetryPolicy.shared(**(request_policy or {}))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -83,11 +83,11 @@ class TaskStatusTrigger(BaseTrigger):
             lease = await hook.alease(self.remote_task_id)
             async with lease:
                 # Wait first: the sensor polled just before deferring.
-                await wheel.every(wait.step, wait.pause())
+                await wait.start(wait.pause())
         except TaskStatusError as error:  # the connection is missing or unusable
             yield TriggerEvent(event(Verdict(True, "error", str(error))))
             return
-        assert wait.event is not None  # every() returns once a step has set it
+        assert wait.event is not None  # the wait ends once a step has set it
         yield wait.event
 
     def _next_limit(self) -> tuple[float, EventStatus, str]:
@@ -98,8 +98,8 @@ class TaskStatusTrigger(BaseTrigger):
         return min(limits)
 
 
-class _Wait:
-    """One trigger's wait between polls: the wheel calls :meth:`step` each round.
+class _Wait(wheel.Waiter):
+    """One trigger's wait between polls: the loop's wheel calls :meth:`step` each round.
 
     Between rounds it holds plain values only (floats and strings), so a waiting trigger leaves
     nothing new for the cyclic GC to promote.

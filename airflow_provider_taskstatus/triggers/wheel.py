@@ -5,7 +5,7 @@ every poll would cost a loop wake-up of its own, and leave a new timer, future a
 behind that live through the pause: the cyclic GC promotes them to its oldest generation, and
 with thousands of triggers that churn alone sets off full collections that stall the loop.
 
-Here a wait is one small entry in a wheel of ``TICK``-wide slots. Polls due in the same slot
+Here a wait is one entry in a wheel of ``TICK``-wide slots. Polls due in the same slot
 start in the same loop iteration, so their requests leave together, and between polls a waiting
 trigger allocates nothing.
 """
@@ -17,43 +17,59 @@ import contextvars
 import heapq
 import math
 import weakref
-from collections.abc import Awaitable, Callable
 
 #: Width of a slot, in seconds. A step runs up to this much later than asked (never earlier): a
 #: small price against poll intervals of seconds, for one loop wake-up per slot, not per poll.
 TICK = 0.05
 
-#: One round of a wait: returns the seconds until the next round, or None when the wait is over.
-Step = Callable[[], Awaitable[float | None]]
 
+class Waiter:
+    """Something that waits in rounds on its loop's wheel; subclasses define :meth:`step`.
 
-class _Entry:
-    __slots__ = ("context", "done", "step")
+    The wheel keeps the waiter itself in its slots, so a waiting trigger costs one object here.
+    """
 
-    def __init__(self, step: Step, done: asyncio.Future[None]) -> None:
-        self.step = step
-        self.done = done
-        # Each round runs in the waiter's context: Airflow binds a trigger's log routing there.
-        self.context = contextvars.copy_context()
+    __slots__ = ("_context", "_done")
+
+    async def step(self) -> float | None:
+        """One round: the seconds until the next, or None when the wait is over."""
+        raise NotImplementedError
+
+    def start(self, first_delay: float) -> asyncio.Future[None]:
+        """Run :meth:`step` after ``first_delay`` seconds, then after each delay it returns.
+
+        Await the returned future: it ends with the wait, raising what ``step`` raised. Cancelling
+        the awaiting task cancels the future; a round then in flight ends with its request and is
+        dropped.
+        """
+        loop = asyncio.get_running_loop()
+        wheel = _wheels.get(loop)
+        if wheel is None:
+            wheel = _wheels[loop] = Wheel(loop)
+        # Each round runs in the starter's context: Airflow binds a trigger's log routing there.
+        self._context = contextvars.copy_context()
+        self._done: asyncio.Future[None] = loop.create_future()
+        wheel.add(self, first_delay)
+        return self._done
 
 
 class Wheel:
-    """The slots of one event loop: slot number → waits due in it, and the earliest slot's timer."""
+    """The slots of one event loop: slot number → waiters due in it, and the earliest slot's timer."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._slots: dict[int, list[_Entry]] = {}
+        self._slots: dict[int, list[Waiter]] = {}
         self._order: list[int] = []  # heap of the slot numbers in _slots
         self._timer: asyncio.TimerHandle | None = None
         self._timer_slot = 0
 
-    def add(self, wait: _Entry, delay: float) -> None:
+    def add(self, waiter: Waiter, delay: float) -> None:
         slot = math.ceil((self._loop.time() + delay) / TICK)
-        waits = self._slots.get(slot)
-        if waits is not None:
-            waits.append(wait)
+        waiters = self._slots.get(slot)
+        if waiters is not None:
+            waiters.append(waiter)
             return
-        self._slots[slot] = [wait]
+        self._slots[slot] = [waiter]
         heapq.heappush(self._order, slot)
         if self._timer is None or slot < self._timer_slot:
             self._arm(slot)
@@ -69,44 +85,29 @@ class Wheel:
         # The loop may run a timer a clock resolution early: the armed slot is due regardless.
         due = max(self._timer_slot, math.floor(self._loop.time() / TICK))
         while self._order and self._order[0] <= due:
-            for wait in self._slots.pop(heapq.heappop(self._order)):
-                if not wait.done.done():  # a cancelled wait is dropped here
-                    self._loop.create_task(self._round(wait), context=wait.context)
+            for waiter in self._slots.pop(heapq.heappop(self._order)):
+                if not waiter._done.done():  # a cancelled wait is dropped here
+                    self._loop.create_task(self._round(waiter), context=waiter._context)
         if self._order:
             self._arm(self._order[0])
 
-    async def _round(self, wait: _Entry) -> None:
+    async def _round(self, waiter: Waiter) -> None:
+        done = waiter._done
         try:
-            delay = await wait.step()
+            delay = await waiter.step()
         except asyncio.CancelledError:
-            wait.done.cancel()
+            done.cancel()
             raise
         except Exception as error:
-            if not wait.done.done():
-                wait.done.set_exception(error)
+            if not done.done():
+                done.set_exception(error)
             return
-        if wait.done.done():
+        if done.done():
             return
         if delay is None:
-            wait.done.set_result(None)
+            done.set_result(None)
         else:
-            self.add(wait, delay)
+            self.add(waiter, delay)
 
 
 _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Wheel] = weakref.WeakKeyDictionary()
-
-
-def every(step: Step, first_delay: float) -> asyncio.Future[None]:
-    """Run ``step`` after ``first_delay`` seconds, then after each delay it returns, until it returns None.
-
-    Await the returned future: it ends with the wait, raising what ``step`` raised. Cancelling the
-    awaiting task cancels the future; a round then in flight ends with its request and is dropped.
-    A plain function, not a coroutine: the future is all a waiting trigger holds of the wheel.
-    """
-    loop = asyncio.get_running_loop()
-    wheel = _wheels.get(loop)
-    if wheel is None:
-        wheel = _wheels[loop] = Wheel(loop)
-    done: asyncio.Future[None] = loop.create_future()
-    wheel.add(_Entry(step, done), first_delay)
-    return done
