@@ -12,6 +12,7 @@ running trigger, where it would stall the event loop of every other trigger.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -50,6 +51,8 @@ class Pool:
     #: The last answer per key and when it arrived (monotonic seconds).
     recent: dict[_Key, tuple[float, Any]] = field(default_factory=dict)
     answers: int = 0
+    #: One semaphore per origin, as wide as the connector's per-host limit.
+    lanes: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     def remember(self, key: _Key, result: Any) -> None:
         now = time.monotonic()
@@ -57,6 +60,19 @@ class Pool:
         self.answers += 1
         if self.answers % PRUNE_EVERY == 0:  # a long-lived triggerer sees endless task ids
             self.recent = {k: v for k, v in self.recent.items() if now - v[0] < RECENT_HORIZON}
+
+    def lane(self, url: str) -> asyncio.Semaphore:
+        """Where requests beyond the connection limit wait, before aiohttp builds anything for them.
+
+        Throughput is the same (the connector allows no more per host), but a burst of due polls
+        then holds a few objects each instead of a whole request's, which the GC would promote.
+        """
+        host_end = url.find("/", url.find("//") + 2)
+        origin = url if host_end < 0 else url[:host_end]
+        lane = self.lanes.get(origin)
+        if lane is None:
+            lane = self.lanes[origin] = asyncio.Semaphore(LIMIT_PER_HOST)
+        return lane
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
@@ -129,7 +145,7 @@ async def get(
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         pool.inflight[key] = future
         try:
-            result = await _fetch(pool.session, url, headers, interpret, policy, throttle)
+            result = await _fetch(pool, url, headers, interpret, policy, throttle)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
@@ -146,19 +162,22 @@ async def get(
 
 
 async def _fetch(
-    session: aiohttp.ClientSession,
+    pool: Pool,
     url: str,
     headers: Mapping[str, str],
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
 ) -> T:
-    retrying = policy.start(throttle)
+    retrying = None  # made on the first failure only: most polls have none
     while True:
         await asyncio.sleep(throttle.reserve(time.monotonic()))
         try:
-            return interpret(await _send(session, url, headers, policy.timeout))
+            async with pool.lane(url):
+                response = await _send(pool.session, url, headers, policy.timeout)
+            return interpret(response)
         except ApiError as error:
+            retrying = retrying or policy.start(throttle)
             await asyncio.sleep(retrying.backoff(error))
 
 
@@ -170,12 +189,15 @@ async def _send(
 ) -> RawResponse:
     try:
         # The URL arrives percent-encoded, task id included: yarl must not re-encode it.
-        request = session.get(
-            yarl.URL(url, encoded=True), headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout)
-        )
+        request = session.get(yarl.URL(url, encoded=True), headers=headers, timeout=_timeout(timeout))
         async with request as response:
             return RawResponse(response.status, dict(response.headers), await response.read())
     except asyncio.TimeoutError:
         raise ApiError(ErrorKind.TRANSIENT, f"No answer from {url} within {timeout:g} s") from None
     except aiohttp.ClientError as error:
         raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {type(error).__name__}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)

@@ -141,7 +141,17 @@ class _Wait(wheel.Waiter):
             )
             self.event = TriggerEvent(event(Verdict(True, self.ending, message), self._last_payload()))
             return None
-        verdict, payload = await self._poll()
+        interval = self.trigger.poll_interval
+        try:
+            # Triggers polling the same task through the same account share one request per
+            # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
+            status = await self.hook.aget_task_status(
+                self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER)
+            )
+        except TaskStatusError as error:
+            verdict, payload = self.tracker.on_error(error), None
+        else:
+            verdict, payload = self.tracker.on_status(status), status.payload
         if verdict.done:
             self.event = TriggerEvent(
                 event(verdict, payload if payload is not None else self._last_payload())
@@ -154,15 +164,3 @@ class _Wait(wheel.Waiter):
 
     def _last_payload(self) -> dict[str, Any] | None:
         return None if self.payload is None else json.loads(self.payload)
-
-    async def _poll(self) -> tuple[Verdict, dict[str, Any] | None]:
-        interval = self.trigger.poll_interval
-        try:
-            # Triggers polling the same task through the same account share one request per
-            # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
-            status = await self.hook.aget_task_status(
-                self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER)
-            )
-        except TaskStatusError as error:
-            return self.tracker.on_error(error), None
-        return self.tracker.on_status(status), status.payload
