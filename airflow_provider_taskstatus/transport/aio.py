@@ -81,16 +81,22 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.Wea
 class Lease:
     """A lease on the loop's pool (``async with Lease() as pool: ...``); the last to end closes it.
 
-    A trigger holds one for its whole wait, ``watching`` the request it repeats, so its polls reuse
+    A trigger holds one for its whole wait, watching the request it repeats, so its polls reuse
     kept-alive connections; a one-off hook call gets a session that closes when the call ends.
     A plain class, not a generator: thousands of waiting triggers each hold one.
     """
 
-    __slots__ = ("pool", "watching")
+    __slots__ = ("pool", "throttle", "url")
 
-    def __init__(self, watching: _Key | None = None) -> None:
-        self.watching = watching
+    def __init__(self, throttle: AccountThrottle | None = None, url: str | None = None) -> None:
+        # The key is built when needed, not kept: one object less per waiting trigger.
+        self.throttle = throttle
+        self.url = url
         self.pool: Pool | None = None
+
+    @property
+    def watching(self) -> _Key | None:
+        return None if self.throttle is None or self.url is None else (self.throttle, self.url)
 
     async def __aenter__(self) -> Pool:
         loop = asyncio.get_running_loop()
@@ -99,16 +105,16 @@ class Lease:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=LIMIT_PER_HOST, keepalive_timeout=60)
             pool = _pools[loop] = Pool(aiohttp.ClientSession(connector=connector))
         pool.users += 1
-        if self.watching is not None:
-            pool.watchers[self.watching] = pool.watchers.get(self.watching, 0) + 1
+        if (watching := self.watching) is not None:
+            pool.watchers[watching] = pool.watchers.get(watching, 0) + 1
         self.pool = pool
         return pool
 
     async def __aexit__(self, *exc_info: object) -> None:
         pool, self.pool = self.pool, None
         assert pool is not None, "lease exited without being entered"
-        if self.watching is not None and (left := pool.watchers.pop(self.watching) - 1) > 0:
-            pool.watchers[self.watching] = left
+        if (watching := self.watching) is not None and (left := pool.watchers.pop(watching) - 1) > 0:
+            pool.watchers[watching] = left
         pool.users -= 1
         if pool.users == 0:
             loop = asyncio.get_running_loop()

@@ -98,24 +98,24 @@ class TaskStatusTrigger(BaseTrigger):
         return min(limits)
 
 
-class _Wait(wheel.Waiter):
-    """One trigger's wait between polls: the loop's wheel calls :meth:`step` each round.
+class _Wait(PollTracker, wheel.Waiter):
+    """One trigger's wait: the poll tracker, plus the deadline and the poll the wheel runs each round.
 
     Between rounds it holds plain values only (floats and strings), so a waiting trigger leaves
     nothing new for the cyclic GC to promote.
     """
 
-    __slots__ = ("deadline", "ending", "event", "hook", "last", "limit", "payload", "tracker", "trigger")
+    __slots__ = ("deadline", "ending", "event", "hook", "last", "limit", "payload", "trigger")
 
     def __init__(self, trigger: TaskStatusTrigger, hook: TaskStatusHook) -> None:
-        self.trigger = trigger
-        self.hook = hook
-        self.tracker = PollTracker(
+        super().__init__(
             allow_partial=trigger.allow_partial,
             max_consecutive_failures=trigger.request_policy.max_consecutive_failures,
             # The class's logger, not one per trigger: Airflow routes trigger logs by context.
             log=type(trigger).logger(),
         )
+        self.trigger = trigger
+        self.hook = hook
         # Both limits are absolute and fixed: work the nearer one out once.
         self.deadline, self.ending, self.limit = trigger._next_limit()
         #: The last payload, as JSON text: a string is one object the GC never scans, a decoded
@@ -149,9 +149,9 @@ class _Wait(wheel.Waiter):
                 self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER)
             )
         except TaskStatusError as error:
-            verdict, payload = self.tracker.on_error(error), None
+            verdict, payload = self.on_error(error), None
         else:
-            verdict, payload = self.tracker.on_status(status), status.payload
+            verdict, payload = self.on_status(status), status.payload
         if verdict.done:
             self.event = TriggerEvent(
                 event(verdict, payload if payload is not None else self._last_payload())

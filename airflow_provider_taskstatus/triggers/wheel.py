@@ -27,9 +27,8 @@ class Waiter:
     """Something that waits in rounds on its loop's wheel; subclasses define :meth:`step`.
 
     The wheel keeps the waiter itself in its slots, so a waiting trigger costs one object here.
+    (No ``__slots__``, so that a subclass may also derive from a slotted class.)
     """
-
-    __slots__ = ("_context", "_done")
 
     async def step(self) -> float | None:
         """One round: the seconds until the next, or None when the wait is over."""
