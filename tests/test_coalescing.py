@@ -88,3 +88,19 @@ async def test_many_triggers_share_few_connections(emulator: EmulatorServer) -> 
     peers = {r["conn"] for r in requests}
     assert len(requests) >= 20 * 4
     assert len(peers) <= 20, f"{len(peers)} connections for {len(requests)} requests: not kept alive"
+
+
+async def test_only_answers_another_trigger_may_reuse_are_remembered(emulator: EmulatorServer) -> None:
+    from airflow_provider_taskstatus.transport import aio
+
+    for task_id in ("shared", "alone"):
+        emulator.set_task("coze", task_id, [{"task_status": "in_progress"}])
+    waits = asyncio.gather(run_all(trigger("shared"), trigger("shared"), trigger("alone")))
+    await asyncio.sleep(0.7)  # a few polls each
+    pool = aio._pools[asyncio.get_running_loop()]
+    remembered = {url.rsplit("/", 1)[-1] for _, url in pool.recent}
+    watched = {url.rsplit("/", 1)[-1]: count for (_, url), count in pool.watchers.items()}
+    await waits
+    assert watched == {"shared": 2, "alone": 1}
+    assert remembered == {"shared"}, "a lone trigger's answers are kept though nobody will reuse them"
+    assert aio._pools.get(asyncio.get_running_loop()) is None, "the last lease closes the pool"

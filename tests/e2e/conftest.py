@@ -12,6 +12,7 @@ fails, the tail of every process log is attached to its report.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -27,7 +28,11 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from airflow_provider_taskstatus.emulator.server import EmulatorServer, airflow_connections
+from airflow_provider_taskstatus.emulator.server import (
+    DEFAULT_COZE_TOKEN,
+    EmulatorServer,
+    airflow_connections,
+)
 
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 #: Every DAG in DAGS_FOLDER: the fixture waits until the dag-processor has stored all of them.
@@ -46,6 +51,9 @@ STOP_GRACE = 10.0
 LOG_TAIL_LINES = 40
 
 _REAL_AIRFLOW = pytest.StashKey["RealAirflow"]()
+
+#: A second Coze account on the emulator (see ``AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT``).
+TIMEOUT_ACCOUNT_TOKEN = "pat_e2e_timeout_account"
 
 
 def _free_port() -> int:
@@ -109,6 +117,11 @@ def airflow_env(home: Path, api_port: int, emulator_url: str) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
             **airflow_connections(emulator_url),
+            # The timeout DAGs poll through an account of their own: a rate limit pauses every wait
+            # of its account (by design), and the transient scenario provokes one meanwhile.
+            "AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT": json.dumps(
+                {"conn_type": "coze", "host": emulator_url, "password": TIMEOUT_ACCOUNT_TOKEN}
+            ),
         }
     )
     return env
@@ -320,7 +333,9 @@ def real_airflow(
 ) -> Iterator[RealAirflow]:
     """Airflow's four processes, ready, on a fresh SQLite home; stopped after the module's tests."""
     home = tmp_path_factory.mktemp("airflow-e2e-home")
-    with EmulatorServer(host="127.0.0.1", port=0) as emulator:
+    with EmulatorServer(
+        host="127.0.0.1", port=0, coze_tokens=(DEFAULT_COZE_TOKEN, TIMEOUT_ACCOUNT_TOKEN)
+    ) as emulator:
         airflow = RealAirflow(home, emulator)
         request.config.stash[_REAL_AIRFLOW] = airflow
         try:

@@ -24,7 +24,7 @@ import pytest
 from airflow_provider_taskstatus.emulator.scripts import entity_ids
 from airflow_provider_taskstatus.emulator.server import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY
 
-from .conftest import RealAirflow
+from .conftest import TIMEOUT_ACCOUNT_TOKEN, RealAirflow
 
 pytestmark = pytest.mark.e2e
 
@@ -249,7 +249,7 @@ def test_no_secret_in_any_log(real_airflow: RealAirflow, runs: dict[str, Scenari
     leaks = [
         (str(path), secret)
         for path, text in logs.items()
-        for secret in (DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY)
+        for secret in (DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY, TIMEOUT_ACCOUNT_TOKEN)
         if secret in text
     ]
     assert leaks == []

@@ -26,6 +26,7 @@ def _timeout_dag(dag_id: str, *, timeout: float, soft_fail: bool = False) -> Non
         wait = CozeCopyTaskSensor(
             task_id="wait",
             copy_task_id="{{ params.copy_task_id }}",
+            coze_conn_id="coze_timeout_account",  # an account no other e2e scenario rate-limits
             deferrable=True,
             poke_interval=1,
             timeout=timeout,
