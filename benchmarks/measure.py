@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import gc
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -18,29 +16,6 @@ def rss_bytes() -> int:
     """Resident set size of this process, from ``/proc/self/statm`` (second field, in pages)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_SIZE
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    return trim
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def rss_in_use() -> int:
-    """RSS after handing the allocator's free pages back to the OS (glibc ``malloc_trim``).
-
-    Without it, RSS also counts memory freed earlier and kept by the allocator, which depends on
-    what the process did before (a phase's warm-up, its position in the run) more than on what the
-    triggers hold: two runs of the same phase differed by 5 KiB per trigger.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-    return rss_bytes()
 
 
 def tcp_active_opens() -> int:

@@ -25,7 +25,7 @@ from benchmarks.measure import (
     load_average,
     percentile,
     process_cpu_seconds,
-    rss_in_use,
+    rss_bytes,
     tcp_active_opens,
 )
 from benchmarks.phase import PhaseResult, PhaseSpec
@@ -93,7 +93,7 @@ async def run_phase(spec: PhaseSpec, gc_monitor: GcMonitor) -> PhaseResult:
         raise RuntimeError(f"warm-up trigger of {kind.name} did not succeed: {payload!r}")
     await asyncio.sleep(0.5)  # its session closes
     gc.collect()
-    result.rss_baseline = rss_in_use()
+    result.rss_baseline = rss_bytes()
 
     ids = spec.remote_ids(kind.remote_id)
     holder = Holder(kind, spec, [kind.make_trigger(remote_id, spec.interval) for remote_id in ids])
@@ -115,7 +115,7 @@ async def run_phase(spec: PhaseSpec, gc_monitor: GcMonitor) -> PhaseResult:
     window_end = loop.time() + spec.duration
     while (left := window_end - loop.time()) > 0:
         await asyncio.sleep(min(1.0, left))
-        result.rss_samples.append(rss_in_use())
+        result.rss_samples.append(rss_bytes())
     result.window_end, cpu1, opens1 = time.time(), time.process_time(), tcp_active_opens()
     if profiler is not None and spec.profile:
         profiler.disable()
