@@ -104,32 +104,3 @@ async def test_only_answers_another_trigger_may_reuse_are_remembered(emulator: E
     assert watched == {"shared": 2, "alone": 1}
     assert remembered == {"shared"}, "a lone trigger's answers are kept though nobody will reuse them"
     assert aio._pools.get(asyncio.get_running_loop()) is None, "the last lease closes the pool"
-
-
-async def test_fast_answers_keep_the_pool_narrow(emulator: EmulatorServer) -> None:
-    from airflow_provider_taskstatus.transport import aio
-
-    for i in range(40):
-        emulator.set_task("coze", f"fast{i}", [{"task_status": "in_progress"}])
-    hook = CozeHook()
-    async with aio.Lease():
-        await asyncio.gather(*(hook.aget_task_status(f"fast{i}") for i in range(40)))
-    connections = {r["conn"] for r in emulator.requests()}
-    assert len(connections) <= aio.LANE_START, f"{len(connections)} connections for 40 quick answers"
-
-
-async def test_slow_answers_widen_the_lane(emulator: EmulatorServer) -> None:
-    from airflow_provider_taskstatus.transport import aio
-
-    for i in range(12):
-        emulator.set_task("coze", f"slow{i}", [{"task_status": "in_progress", "delay": 0.3}])
-    hook = CozeHook()
-    async with aio.Lease() as pool:
-        started = time.monotonic()
-        results = await asyncio.gather(*(hook.aget_task_status(f"slow{i}") for i in range(12)))
-        elapsed = time.monotonic() - started
-        [lane] = pool.lanes.values()
-    assert {r.state for r in results} == {State.RUNNING}
-    assert lane.width > aio.LANE_START, "requests waited 0.3 s in the lane, yet it did not widen"
-    assert aio.LANE_START < len({r["conn"] for r in emulator.requests()}) <= lane.width
-    assert elapsed < 3 * 0.3 + 0.5, f"12 slow answers took {elapsed:.2f} s: the lane stayed narrow"

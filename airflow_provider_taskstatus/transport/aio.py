@@ -30,9 +30,6 @@ T = TypeVar("T")
 
 #: Connections kept per host: enough for many triggers, bounded so a burst cannot flood a server.
 LIMIT_PER_HOST = 32
-#: A lane's width at first, and how long a request may wait in it before it widens.
-LANE_START = 4
-WIDEN_AFTER = 0.1
 
 #: Answers older than this are dropped from the coalescing memory (checked every few hundred answers).
 RECENT_HORIZON = 3600.0
@@ -54,8 +51,8 @@ class Pool:
     #: The last answer per key and when it arrived (monotonic seconds).
     recent: dict[_Key, tuple[float, Any]] = field(default_factory=dict)
     answers: int = 0
-    #: One lane per origin.
-    lanes: dict[str, Lane] = field(default_factory=dict)
+    #: One semaphore per origin, as wide as the connector's per-host limit.
+    lanes: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     def remember(self, key: _Key, result: Any) -> None:
         now = time.monotonic()
@@ -64,42 +61,18 @@ class Pool:
         if self.answers % PRUNE_EVERY == 0:  # a long-lived triggerer sees endless task ids
             self.recent = {k: v for k, v in self.recent.items() if now - v[0] < RECENT_HORIZON}
 
-    def lane(self, url: str) -> Lane:
+    def lane(self, url: str) -> asyncio.Semaphore:
+        """Where requests beyond the connection limit wait, before aiohttp builds anything for them.
+
+        Throughput is the same (the connector allows no more per host), but a burst of due polls
+        then holds a few objects each instead of a whole request's, which the GC would promote.
+        """
         host_end = url.find("/", url.find("//") + 2)
         origin = url if host_end < 0 else url[:host_end]
         lane = self.lanes.get(origin)
         if lane is None:
-            lane = self.lanes[origin] = Lane()
+            lane = self.lanes[origin] = asyncio.Semaphore(LIMIT_PER_HOST)
         return lane
-
-
-class Lane:
-    """The requests to one origin: at most ``width`` at once, so at most that many connections.
-
-    Each open TLS connection holds asyncio's 256 KiB read buffer, so the lane starts narrow and
-    widens by one, up to the connector's per-host limit, each time a request had to wait in it
-    longer than ``WIDEN_AFTER``: the pool opens as many connections as the latency needs. Requests
-    that wait here hold a few objects each, not a whole aiohttp request the GC would promote.
-    """
-
-    __slots__ = ("_permits", "width")
-
-    def __init__(self) -> None:
-        self.width = LANE_START
-        self._permits = asyncio.Semaphore(LANE_START)
-
-    async def __aenter__(self) -> None:
-        if not self._permits.locked():
-            await self._permits.acquire()
-            return
-        queued = time.monotonic()
-        await self._permits.acquire()
-        if time.monotonic() - queued > WIDEN_AFTER and self.width < LIMIT_PER_HOST:
-            self.width += 1
-            self._permits.release()  # one permit more, for good
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._permits.release()
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
