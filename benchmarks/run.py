@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"\n[bench] results: {config.out} (wall time {wall / 60:.1f} min)")
-    return 1 if config.strict and not all(t.passed for t in targets) else 0
+    return 1 if config.strict and any(t.passed is False for t in targets) else 0
 
 
 if __name__ == "__main__":
