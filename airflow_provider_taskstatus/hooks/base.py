@@ -145,7 +145,7 @@ class TaskStatusHook(BaseHook):
 
         task_id = validate_task_id(task_id)
         endpoint = await self.aget_endpoint()
-        return aio.Lease(endpoint.throttle, endpoint.base_url + self.api.status_path(task_id))
+        return aio.Lease((endpoint.throttle, endpoint.base_url + self.api.status_path(task_id)))
 
     async def aget_task_status(self, task_id: str, reuse_within: float = 0.0) -> TaskStatus:
         """Async twin of :meth:`get_task_status`, for triggers.

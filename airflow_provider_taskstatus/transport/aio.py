@@ -86,17 +86,11 @@ class Lease:
     A plain class, not a generator: thousands of waiting triggers each hold one.
     """
 
-    __slots__ = ("pool", "throttle", "url")
+    __slots__ = ("pool", "watching")
 
-    def __init__(self, throttle: AccountThrottle | None = None, url: str | None = None) -> None:
-        # The key is built when needed, not kept: one object less per waiting trigger.
-        self.throttle = throttle
-        self.url = url
+    def __init__(self, watching: _Key | None = None) -> None:
+        self.watching = watching
         self.pool: Pool | None = None
-
-    @property
-    def watching(self) -> _Key | None:
-        return None if self.throttle is None or self.url is None else (self.throttle, self.url)
 
     async def __aenter__(self) -> Pool:
         loop = asyncio.get_running_loop()
