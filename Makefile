@@ -1,33 +1,71 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 
-.PHONY: venv lint test test-fast demo emulator lock clean
+# Every Airflow release we support; each has its lock, locks/airflow-<version>.txt, compiled by `make lock`.
+AIRFLOW_VERSIONS := 2.11 3.0 3.1 3.2 3.3
+NEWEST := 3.3
+
+# The development venv: the newest Airflow with the package editable (lint, demo, bench, quick tests).
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# What runs on which release: the unit suite and the example DAGs everywhere; the real-process
+# end-to-end tests on the newest release and on 2.11 (the other end of the range); the browser test
+# on the newest release (its UI is the one users get now).
+MARKS_2.11 := not browser
+MARKS_3.0  := not e2e and not browser
+MARKS_3.1  := not e2e and not browser
+MARKS_3.2  := not e2e and not browser
+MARKS_3.3  :=
+
+# The package as a user installs it (not editable) is rebuilt into a matrix venv when any of it changes.
+PACKAGE_FILES := pyproject.toml $(shell find airflow_provider_taskstatus -type f -not -name '*.pyc' 2>/dev/null)
+
+.PHONY: venv lint test test-fast demo emulator lock clean browser bench matrix-venvs \
+	$(addprefix test-,$(AIRFLOW_VERSIONS))
 
 venv: $(STAMP)
 
-# The lock pins every package of the development and test environment.
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): locks/airflow-$(NEWEST).txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r locks/airflow-$(NEWEST).txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+# One venv per release: its lock, then the package built and installed like `pip install .`.
+.venv-%/.installed-stamp: locks/airflow-%.txt $(PACKAGE_FILES) | $(STAMP)
+	test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	$(BIN)/uv pip sync --quiet --python .venv-$*/bin/python locks/airflow-$*.txt
+	rm -rf build  # setuptools would package stale files left there
+	$(BIN)/uv pip install --quiet --python .venv-$*/bin/python --no-deps --reinstall-package airflow-provider-taskstatus .
+	touch $@
+
+matrix-venvs: $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)/.installed-stamp)
+
+# Headless Chromium from Debian's packages, for the browser test (needs root; does nothing once installed).
+browser:
+	bash scripts/install-browser.sh
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest -q
+# The whole matrix, one release after the other (the end-to-end tests time real processes: not in parallel).
+test: lint browser $(addprefix test-,$(AIRFLOW_VERSIONS))
 
-# Everything but the slow runs through Airflow (example DAGs, real processes).
+# One release alone, e.g. `make test-2.11`.
+$(addprefix test-,$(AIRFLOW_VERSIONS)): test-%: .venv-%/.installed-stamp
+	@echo "=== Airflow $* ($(if $(MARKS_$*),-m '$(MARKS_$*)',all tests)) ==="
+	TASKSTATUS_TEST_INSTALLED=1 .venv-$*/bin/pytest -q --import-mode=append -p no:cacheprovider \
+		$(if $(MARKS_$*),-m "$(MARKS_$*)") $(PYTEST_ARGS)
+
+# Everything but the slow runs through Airflow (example DAGs, real processes, browser), newest release.
 test-fast: venv
-	$(BIN)/pytest -q -m "not dags and not e2e"
+	$(BIN)/pytest -q -m "not dags and not e2e and not browser"
 
 demo: venv
 	$(BIN)/python scripts/demo.py
@@ -36,12 +74,16 @@ emulator: venv
 	$(BIN)/taskstatus-emulator --port 8765
 
 # Our triggers against dbt Cloud's and the HTTP provider's on a TLS emulator (~7 min; see benchmarks/README.md).
-.PHONY: bench
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# Official constraint files cannot be fetched here: each lock is compiled against its release's pin
+# (locks/airflow-<version>.in; the 2.11 one also pins our lowest dependency bounds, so they are tested).
 lock: venv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock
+	for v in $(AIRFLOW_VERSIONS); do \
+		$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+			-c locks/airflow-$$v.in -o locks/airflow-$$v.txt || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)) .airflow .pytest_cache .mypy_cache .ruff_cache

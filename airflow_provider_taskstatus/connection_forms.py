@@ -1,7 +1,9 @@
-"""Connection types and their UI forms, as plain data.
+"""Connection types and their UI forms, declared once as plain data.
 
-Airflow reads these through ``get_provider_info`` while it is still starting up, so this module
-imports nothing from Airflow; the hooks take their class attributes from here.
+Airflow reads forms in two ways: from 3.2 on, ``conn-fields`` and ``ui-field-behaviour`` in the
+provider info (read while Airflow starts, so this module imports nothing from Airflow at the top);
+before 3.2, ``get_ui_field_behaviour()`` and ``get_connection_form_widgets()`` (WTForms fields) on
+the concrete hook class. :class:`ConnectionForm` renders both from the same declaration.
 """
 
 from __future__ import annotations
@@ -14,22 +16,105 @@ from airflow_provider_taskstatus.models.truewatch import DEFAULT_SITE, SITES
 
 
 @dataclass(frozen=True)
+class ExtraField:
+    """One labelled setting kept in the connection's extra under :attr:`name`.
+
+    ``choices`` (value → label) makes it a picker; ``None`` among them is "not set".
+    """
+
+    name: str
+    label: str
+    description: str
+    type: str = "string"
+    choices: dict[str | None, str] | None = None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The field as Airflow 3.2+ reads it from ``conn-fields``: optional, labelled choices."""
+        schema: dict[str, Any] = {"type": [self.type, "null"]}
+        if self.choices is not None:
+            schema["enum"] = list(self.choices)
+            # The UI shows these labels instead of raw values; it looks None up as "null".
+            schema["values_display"] = {
+                "null" if value is None else value: label for value, label in self.choices.items()
+            }
+        if self.type == "number":
+            schema["exclusiveMinimum"] = 0
+        return {"label": self.label, "description": self.description, "schema": schema}
+
+    def wtforms_field(self) -> Any:
+        """The field as Airflow before 3.2 reads it: a WTForms field (mocked by Airflow 3.0-3.1's API)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import Optional, any_of
+
+        validators: list[Any] = [Optional()]
+        description = self.description
+        if self.choices is not None:
+            values = [value for value in self.choices if value is not None]
+            validators.append(any_of(values))
+            description = f"{description} One of: {', '.join(values)}."
+        # A number stays a StringField: IntegerField would refuse "1.5", and the hook parses the text.
+        return StringField(
+            lazy_gettext(self.label),
+            widget=BS3TextFieldWidget(),
+            validators=validators,
+            description=description,
+        )
+
+
+@dataclass(frozen=True)
 class ConnectionForm:
     conn_type: str
     hook_name: str
     default_conn_name: str
     hook_class_name: str
-    ui_field_behaviour: dict[str, Any]
-    conn_fields: dict[str, Any] = field(default_factory=dict)
+    hidden_fields: tuple[str, ...]
+    relabeling: dict[str, str]
+    placeholders: dict[str, str]
+    extra_fields: tuple[ExtraField, ...] = field(default=())
+
+    @property
+    def secret_label(self) -> str:
+        return self.relabeling["password"]
+
+    def ui_field_behaviour(self) -> dict[str, Any]:
+        """``get_ui_field_behaviour()``'s answer, as Airflow before 3.2 reads it from the hook class."""
+        return {
+            "hidden_fields": list(self.hidden_fields),
+            "relabeling": dict(self.relabeling),
+            "placeholders": dict(self.placeholders),
+        }
+
+    def connection_form_widgets(self) -> dict[str, Any]:
+        """``get_connection_form_widgets()``'s answer (Airflow before 3.2), keyed by the extra's key."""
+        return {extra.name: extra.wtforms_field() for extra in self.extra_fields}
 
     def provider_info(self) -> dict[str, Any]:
+        """The connection type's entry in provider info (forms read by Airflow 3.2+)."""
         return {
             "hook-class-name": self.hook_class_name,
             "hook-name": self.hook_name,
             "connection-type": self.conn_type,
-            "ui-field-behaviour": self.ui_field_behaviour,
-            "conn-fields": self.conn_fields,
+            "ui-field-behaviour": {
+                "hidden-fields": list(self.hidden_fields),
+                "relabeling": dict(self.relabeling),
+                "placeholders": dict(self.placeholders),
+            },
+            "conn-fields": {extra.name: extra.json_schema() for extra in self.extra_fields},
         }
+
+
+def _requests_per_minute(budget: str) -> ExtraField:
+    return ExtraField(
+        name="requests_per_minute",
+        label="Requests per minute",
+        description=(
+            "Optional. Space this account's status requests so that no more than this many go out per "
+            f"minute from one process ({budget}). Empty: no pacing beyond the rate-limit answers."
+        ),
+        type="number",
+    )
 
 
 COZE_FORM = ConnectionForm(
@@ -37,14 +122,14 @@ COZE_FORM = ConnectionForm(
     hook_name="Coze",
     default_conn_name="coze_default",
     hook_class_name="airflow_provider_taskstatus.hooks.coze.CozeHook",
-    ui_field_behaviour={
-        "hidden-fields": ["schema", "login", "port", "extra"],
-        "relabeling": {"host": "Host", "password": "API token"},
-        "placeholders": {
-            "host": f"{DEFAULT_HOST} (default) or {INTERNATIONAL_HOST}",
-            "password": "pat_… personal, service or OAuth access token",
-        },
+    hidden_fields=("schema", "login", "port"),
+    relabeling={"host": "Host", "password": "API token"},
+    placeholders={
+        "host": f"{DEFAULT_HOST} (default, coze.cn tokens) or {INTERNATIONAL_HOST} (coze.com tokens)",
+        "password": "pat_… personal, service or OAuth access token",
+        "extra": '{"requests_per_minute": 60}',
     },
+    extra_fields=(_requests_per_minute("Coze limits each account per minute and per day"),),
 )
 
 TRUEWATCH_FORM = ConnectionForm(
@@ -52,22 +137,26 @@ TRUEWATCH_FORM = ConnectionForm(
     hook_name="TrueWatch (Guance)",
     default_conn_name="truewatch_default",
     hook_class_name="airflow_provider_taskstatus.hooks.truewatch.TrueWatchHook",
-    ui_field_behaviour={
-        "hidden-fields": ["schema", "login", "port"],
-        "relabeling": {"host": "Host (private deployment only)", "password": "API key (DF-API-KEY)"},
-        "placeholders": {
-            "host": "leave empty for a public site; e.g. openapi.example.internal",
-            "password": "the API key's secret, not its id",
-        },
+    hidden_fields=("schema", "login", "port"),
+    relabeling={"host": "Host (private deployment only)", "password": "API key (DF-API-KEY)"},
+    placeholders={
+        "host": "leave empty for a public site; e.g. openapi.example.internal",
+        "password": "the API key's secret, not its id",
+        "extra": '{"site": "guance", "requests_per_minute": 20}',
     },
-    conn_fields={
-        "site": {
-            "label": "Site",
-            "description": (
+    extra_fields=(
+        ExtraField(
+            name="site",
+            label="Site",
+            description=(
                 f"The TrueWatch or Guance site of the workspace (empty: {DEFAULT_SITE}). "
                 "Leave it empty when the host names a private deployment."
             ),
-            "schema": {"type": ["string", "null"], "enum": [*SITES, None]},
-        }
-    },
+            choices={
+                None: f"Default: {DEFAULT_SITE} ({SITES[DEFAULT_SITE]}), or the host above",
+                **{site: f"{site} ({host})" for site, host in SITES.items()},
+            },
+        ),
+        _requests_per_minute("TrueWatch allows 20 per minute per API key"),
+    ),
 )

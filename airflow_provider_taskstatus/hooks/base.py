@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
+from airflow_provider_taskstatus.compat import AIRFLOW_V_3_2_PLUS, aget_connection, amask_secret, mask_secret
 from airflow_provider_taskstatus.connection_forms import ConnectionForm
 from airflow_provider_taskstatus.models.base import (
     ApiError,
@@ -57,39 +58,49 @@ class TaskStatusHook(BaseHook):
     #: Connection form metadata, also published through ``get_provider_info``.
     form: ClassVar[ConnectionForm]
 
-    def __init__(self, conn_id: str | None = None, request_policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, conn_id: str | None = None, request_policy: RetryPolicy | None = None, **kwargs: str
+    ) -> None:
         super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        # Airflow builds a hook as HookClass(**{conn_name_attr: conn_id}) (Connection.get_hook(), which
+        # the UI's and REST's Test button and `airflow connections test` use): coze_conn_id=... here.
+        named = kwargs.pop(self.conn_name_attr, None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(kwargs)}")
+        if conn_id and named and conn_id != named:
+            raise ValueError(
+                f"{type(self).__name__}: conn_id={conn_id!r} and {self.conn_name_attr}={named!r} differ"
+            )
+        self.conn_id = conn_id or named or self.default_conn_name
         self.request_policy = request_policy or RetryPolicy()
         self._endpoint: Endpoint | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "form" in cls.__dict__ and not AIRFLOW_V_3_2_PLUS:
+            # Airflow before 3.2 reads a form only from methods of the concrete hook class itself.
+            form = cls.form
+            cls.get_ui_field_behaviour = staticmethod(form.ui_field_behaviour)  # type: ignore[method-assign]
+            cls.get_connection_form_widgets = staticmethod(form.connection_form_widgets)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return cls.form.ui_field_behaviour
-
     # -- connection -------------------------------------------------------------------------
 
-    def _endpoint_from(self, conn: Any) -> Endpoint:
+    def _endpoint_from(self, conn: Any, extra: dict[str, Any]) -> Endpoint:
         if not conn.password:
             raise TaskStatusError(
                 f"Connection {self.conn_id!r} has no secret: put the {self.api.name} "
-                f"{self.secret_label} in its password field."
+                f"{self.form.secret_label} in its password field."
             )
         try:
-            base_url = self.api.base_url(conn.host or None, conn.port or None, conn.extra_dejson)
+            base_url = self.api.base_url(conn.host or None, conn.port or None, extra)
         except ValueError as error:
             raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
-        _mask(conn.password)
-        rate = _requests_per_minute(self.conn_id, conn.extra_dejson)
+        rate = _requests_per_minute(self.conn_id, extra)
         throttle = throttle_for(account_key(self.api.name, base_url, conn.password), rate)
         return Endpoint(base_url, self.api.auth_headers(conn.password), throttle)
-
-    @property
-    def secret_label(self) -> str:
-        return str(self.form.ui_field_behaviour["relabeling"]["password"])
 
     @contextmanager
     def _lookup(self) -> Iterator[None]:
@@ -105,13 +116,19 @@ class TaskStatusHook(BaseHook):
     def get_endpoint(self) -> Endpoint:
         if self._endpoint is None:
             with self._lookup():
-                self._endpoint = self._endpoint_from(self.get_connection(self.conn_id))
+                conn = self.get_connection(self.conn_id)
+            if conn.password:
+                mask_secret(conn.password)
+            self._endpoint = self._endpoint_from(conn, conn.extra_dejson)
         return self._endpoint
 
     async def aget_endpoint(self) -> Endpoint:
         if self._endpoint is None:
             with self._lookup():
-                self._endpoint = self._endpoint_from(await self.aget_connection(self.conn_id))
+                conn, extra = await aget_connection(self, self.conn_id)
+            if conn.password:
+                await amask_secret(conn.password)
+            self._endpoint = self._endpoint_from(conn, extra)
         return self._endpoint
 
     # -- status calls -----------------------------------------------------------------------
@@ -173,11 +190,11 @@ class TaskStatusHook(BaseHook):
             probe.get_task_status(PROBE_TASK_ID)
         except ApiError as error:
             if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST):
-                return True, f"Connection works: {self.api.name} accepted the {self.secret_label}."
+                return True, f"Connection works: {self.api.name} accepted the {self.form.secret_label}."
             return False, str(error)
         except TaskStatusError as error:
             return False, str(error)
-        return True, f"Connection works: {self.api.name} accepted the {self.secret_label}."
+        return True, f"Connection works: {self.api.name} accepted the {self.form.secret_label}."
 
 
 def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:
@@ -194,13 +211,3 @@ def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:
             f"Connection {conn_id!r}: extra requests_per_minute must be a positive number, got {value!r}."
         )
     return rate
-
-
-def _mask(secret: str) -> None:
-    """Register the secret with Airflow's masker so no log line can show it."""
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        mask_secret(secret)
-    except Exception:  # masking is best effort outside a task context
-        pass

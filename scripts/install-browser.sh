@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install the headless browser of the browser tests (tests/browser/): Debian's Chromium, plus fonts
+# so that screenshots are readable (Latin and CJK). Idempotent; run as root. Exits 0 once
+# /usr/bin/chromium is there.
+#
+# Playwright's own browser download (`playwright install`) is not used: the tests launch this
+# Chromium with executable_path="/usr/bin/chromium".
+set -eu
+
+CHROMIUM=/usr/bin/chromium
+PACKAGES="chromium fonts-dejavu-core fonts-noto-cjk"
+
+missing=""
+for pkg in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing="$missing $pkg"
+    fi
+done
+
+if [ -x "$CHROMIUM" ] && [ -z "$missing" ]; then
+    echo "install-browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) already installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-browser: must run as root to install:$missing" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086  # one word per package
+apt-get install -y --no-install-recommends $missing
+
+if [ ! -x "$CHROMIUM" ]; then
+    echo "install-browser: $CHROMIUM still missing after apt-get install" >&2
+    exit 1
+fi
+echo "install-browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) installed"
