@@ -23,17 +23,33 @@ def _release() -> tuple[int, int, int]:
 
 
 AIRFLOW_V_3_0_PLUS = _release() >= (3, 0, 0)
+AIRFLOW_V_3_1_PLUS = _release() >= (3, 1, 0)
 #: Connection forms from provider info (``conn-fields``); before it, from the hook class.
 AIRFLOW_V_3_2_PLUS = _release() >= (3, 2, 0)
 
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "aget_connection",
     "amask_secret",
+    "deferral_timed_out",
     "mask_secret",
 ]
+
+
+def deferral_timed_out(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
+    """Whether Airflow 2.11 resumes a task because its deferral timed out.
+
+    Airflow 3 turns that into ``AirflowSensorTimeout`` for sensors; 2.11 raises a retryable
+    ``TaskDeferralError`` with this error text (set by its scheduler's trigger-timeout check).
+    """
+    return (
+        not AIRFLOW_V_3_0_PLUS
+        and next_method == "__fail__"
+        and (next_kwargs or {}).get("error") == "Trigger/execution timeout"
+    )
 
 
 def mask_secret(secret: str) -> None:

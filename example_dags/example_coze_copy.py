@@ -23,7 +23,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.providers.common.compat.sdk import Param, dag, task
 
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 

@@ -22,6 +22,7 @@ import pytest
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.emulator.scripts import entity_ids
+from tests.compat import dag_bag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,9 +59,7 @@ DEFERRED = "[DAG TEST] running trigger in line"
 
 
 def test_example_dags_import_cleanly() -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=demo.DAGS_FOLDER)
+    bag = dag_bag(str(demo.DAGS_FOLDER))
 
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == set(EXAMPLE_DAGS)

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import pytest
+
+from airflow_provider_taskstatus.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 from airflow_provider_taskstatus.get_provider_info import get_provider_info
 from airflow_provider_taskstatus.models.truewatch import SITES
+from tests.compat import runtime_hooks
 
 
 def test_entry_point_points_at_provider_info() -> None:
@@ -28,28 +32,83 @@ def test_connection_forms() -> None:
     assert forms["truewatch"]["ui-field-behaviour"]["relabeling"]["password"] == "API key (DF-API-KEY)"
     site = forms["truewatch"]["conn-fields"]["site"]
     assert site["label"] == "Site"
-    assert set(site["schema"]["enum"]) == {*SITES, None}
+    assert site["schema"]["enum"] == [None, *SITES]
+    labels = site["schema"]["values_display"]
+    assert set(labels) == {"null", *SITES}, "every choice, None included, has a label"
+    assert all(label and label != "null" for label in labels.values())
+    for form in forms.values():
+        rate = form["conn-fields"]["requests_per_minute"]
+        assert rate["label"] == "Requests per minute"
+        assert rate["description"]
+        assert rate["schema"]["type"] == ["number", "null"]
     json.dumps(forms)
 
 
 def test_airflow_providers_manager_sees_both_hooks() -> None:
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    manager = ProvidersManager()
-    assert "airflow-provider-taskstatus" in manager.providers
-    hooks = ProvidersManagerTaskRuntime().hooks
+    assert "airflow-provider-taskstatus" in ProvidersManager().providers
+    hooks = runtime_hooks()
     assert hooks["coze"] is not None and hooks["coze"].hook_class_name.endswith("CozeHook")
     assert hooks["truewatch"] is not None and hooks["truewatch"].hook_class_name.endswith("TrueWatchHook")
-    assert manager.field_behaviours["truewatch"]["relabeling"]["host"] == "Host (private deployment only)"
+
+
+#: Prints what the connection form gets, as the UI gets it: Airflow 3's api-server builds its
+#: ``hook_meta`` answer in a fresh process (3.0/3.1 mock WTForms when Flask-AppBuilder is missing).
+FORMS_AS_THE_UI_GETS_THEM = """
+import json
+try:
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+except ImportError:  # Airflow 2: the Flask UI reads the providers manager
+    from airflow.providers_manager import ProvidersManager
+    manager = ProvidersManager()
+    forms = {
+        t: {"relabeling": manager.field_behaviours[t]["relabeling"],
+            "hidden": manager.field_behaviours[t]["hidden_fields"],
+            "extra": sorted(w.field_name for k, w in manager.connection_form_widgets.items()
+                            if k.startswith(f"extra__{t}__"))}
+        for t in ("coze", "truewatch")
+    }
+else:
+    forms = {}
+    for meta in HookMetaService.hook_meta_data():
+        if meta.connection_type in ("coze", "truewatch"):
+            fields = meta.standard_fields
+            forms[meta.connection_type] = None if fields is None else {
+                "relabeling": {n: getattr(fields, n).title for n in ("host", "password") if getattr(fields, n).title},
+                "hidden": sorted(n for n in ("host", "port", "login", "password") if getattr(fields, n).hidden),
+                "extra": sorted(meta.extra_fields or {}),
+            }
+print("FORMS=" + json.dumps(forms))
+"""
+
+
+def test_forms_reach_the_ui() -> None:
+    """Labels, hidden fields and both extra fields, as Airflow's UI receives them on this release."""
+    run = subprocess.run(
+        [sys.executable, "-c", FORMS_AS_THE_UI_GETS_THEM], capture_output=True, text=True, check=True
+    )
+    forms = json.loads(run.stdout.split("FORMS=")[-1])
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        # Airflow 3.0 reads every hook's form through WTForms, and shows none without Flask-AppBuilder.
+        assert forms == {"coze": None, "truewatch": None}
+        pytest.skip("Airflow 3.0 shows hook forms only with Flask-AppBuilder (the FAB provider) installed")
+    assert forms["coze"]["relabeling"]["password"] == "API token"
+    assert forms["truewatch"]["relabeling"]["host"] == "Host (private deployment only)"
+    assert "port" in forms["coze"]["hidden"]
+    assert forms["coze"]["extra"] == ["requests_per_minute"]
+    assert forms["truewatch"]["extra"] == ["requests_per_minute", "site"]
 
 
 def test_sensor_modules_import_light() -> None:
-    """DAG files import sensors at every parse: no HTTP client and no trigger machinery then."""
+    """DAG files import sensors at every parse: nothing heavy beyond what Airflow's own sensor base loads."""
     heavy = ("aiohttp", "yarl", "requests", "airflow.triggers.base")
-    code = (
-        "import sys, airflow_provider_taskstatus.sensors.coze, airflow_provider_taskstatus.sensors.truewatch;"
-        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    baseline = "import sys; from airflow.providers.common.compat.sdk import BaseSensorOperator;"
+    ours = "import airflow_provider_taskstatus.sensors.coze, airflow_provider_taskstatus.sensors.truewatch;"
+    show = f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+
+    def loaded(code: str) -> str:
+        run = subprocess.run([sys.executable, "-c", code + show], capture_output=True, text=True, check=True)
+        return run.stdout.strip().splitlines()[-1]
+
+    assert loaded(baseline + ours) == loaded(baseline)

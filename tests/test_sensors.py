@@ -26,6 +26,7 @@ from airflow_provider_taskstatus.sensors.base import DEFER_GRACE
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
+from tests.compat import deferral_timeout_resume
 from tests.sensor_runner import CONTEXT, MODES, first_event, run
 
 FAST = {"poke_interval": 0.05, "timeout": 10, "request_timeout": 2, "max_retries": 0, "retry_backoff": 0.05}
@@ -229,13 +230,11 @@ def test_defers_with_the_remaining_timeout(emulator: EmulatorServer) -> None:
 
 
 def test_airflow_defer_timeout_is_a_sensor_timeout() -> None:
-    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
-
-    fail = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    method, fail = deferral_timeout_resume()
     with pytest.raises(AirflowSensorTimeout):
-        coze().resume_execution(TRIGGER_FAIL_REPR, fail, CONTEXT)
-    with pytest.raises(AirflowSkipException):
-        coze(soft_fail=True).resume_execution(TRIGGER_FAIL_REPR, fail, CONTEXT)
+        coze().resume_execution(method, fail, CONTEXT)
+    with pytest.raises(AirflowSkipException, match="soft_fail"):
+        coze(soft_fail=True).resume_execution(method, fail, CONTEXT)
 
 
 @pytest.mark.parametrize(

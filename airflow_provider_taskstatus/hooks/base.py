@@ -184,17 +184,27 @@ class TaskStatusHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """Tell a working secret from a bad one, with one request and no retries."""
+        """Tell a working secret from a bad one with one request and no retries; never raise.
+
+        Airflow's Test button, REST and ``airflow connections test`` show the message as it is.
+        """
         probe = type(self)(self.conn_id, RetryPolicy(timeout=10, max_retries=0))
         try:
             probe.get_task_status(PROBE_TASK_ID)
         except ApiError as error:
-            if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST):
-                return True, f"Connection works: {self.api.name} accepted the {self.form.secret_label}."
-            return False, str(error)
+            if error.kind not in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST):
+                return False, f"{error}{_TEST_HINTS.get(error.kind, '')}"
         except TaskStatusError as error:
             return False, str(error)
-        return True, f"Connection works: {self.api.name} accepted the {self.form.secret_label}."
+        base_url = probe.get_endpoint().base_url
+        return True, f"Connection works: {self.api.name} at {base_url} accepted the {self.form.secret_label}."
+
+
+#: What to check when Test Connection meets an error the API's own message does not explain.
+_TEST_HINTS = {
+    ErrorKind.TRANSIENT: ". Check the host, and that this machine can reach it (proxy, firewall).",
+    ErrorKind.RATE_LIMITED: ". The account is rate limited right now: test again in a minute.",
+}
 
 
 def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:

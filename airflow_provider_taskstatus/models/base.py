@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -151,6 +153,28 @@ def json_object(response: RawResponse) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def failure_reason(error: BaseException) -> str:
+    """The innermost cause of a failed request, in words: "Connection refused", "certificate verify failed".
+
+    requests and aiohttp wrap it two or three layers deep; the class names they show say nothing.
+    """
+    reason, seen = type(error).__name__, set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return str(getattr(current, "verify_message", None) or current.reason or current)
+        if isinstance(current, OSError) and (current.errno or current.strerror):
+            errno = current.errno
+            # A DNS failure has a negative errno and its own text; others read better from the errno.
+            reason = os.strerror(errno) if errno and errno > 0 else str(current.strerror or current)
+        inner = getattr(current, "os_error", None) or getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    return reason
 
 
 def kind_for_http_status(status: int) -> ErrorKind:

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_taskstatus.compat import deferral_timed_out
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import TaskStatusError, validate_task_id
 from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
@@ -153,6 +154,22 @@ class TaskStatusSensor(BaseSensorOperator):
             # case no triggerer runs.
             timeout=timedelta(seconds=max(0.0, nearer) + DEFER_GRACE),
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Whoever saw the timeout (the trigger, or Airflow's own deferral timeout, the fallback when no
+        triggerer ends the wait in time), it ends as a sensor timeout, skipped under ``soft_fail``, on
+        every release (2.11 reports Airflow's as a retryable error, 3.0 ignores ``soft_fail`` for it)."""
+        try:
+            if deferral_timed_out(next_method, next_kwargs):
+                raise AirflowSensorTimeout(
+                    f"{self.hook.api.name} task {self.remote_task_id!r} did not finish within the sensor "
+                    "timeout (Airflow ended the deferral: is a triggerer running?)"
+                )
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSensorTimeout as error:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {error}") from error
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Map a trigger event to the task outcome; anything outside the contract fails the task."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse, failure_reason
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
@@ -195,7 +195,7 @@ async def _send(
     except asyncio.TimeoutError:
         raise ApiError(ErrorKind.TRANSIENT, f"No answer from {url} within {timeout:g} s") from None
     except aiohttp.ClientError as error:
-        raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {type(error).__name__}") from None
+        raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {failure_reason(error)}") from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse, failure_reason
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
@@ -52,7 +52,7 @@ class SyncTransport:
                 ErrorKind.TRANSIENT, f"No answer from {url} within {self.policy.timeout:g} s"
             ) from None
         except requests.RequestException as error:
-            raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {type(error).__name__}") from None
+            raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {failure_reason(error)}") from None
         return RawResponse(response.status_code, response.headers, response.content)
 
     def close(self) -> None:
