@@ -63,9 +63,9 @@ $(addprefix test-,$(AIRFLOW_VERSIONS)): test-%: .venv-%/.installed-stamp
 	TASKSTATUS_TEST_INSTALLED=1 .venv-$*/bin/pytest -q --import-mode=append -p no:cacheprovider \
 		$(if $(MARKS_$*),-m "$(MARKS_$*)") $(PYTEST_ARGS)
 
-# Everything but the slow runs through Airflow (example DAGs, real processes, browser), newest release.
+# Everything but the slow runs through Airflow (example DAGs, real processes, REST, browser), newest release.
 test-fast: venv
-	$(BIN)/pytest -q -m "not dags and not e2e and not browser"
+	$(BIN)/pytest -q -m "not dags and not e2e and not api and not browser"
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -70,8 +70,19 @@ class DagResult:
 
     @property
     def returned(self) -> list[str]:
-        """What the DAG's Python tasks returned, as logged (``Done. Returned value was: …``)."""
-        return _RETURNED.findall(self.output)
+        """What the DAG's Python tasks returned, as logged (``Done. Returned value was: …``).
+
+        Airflow 2.11's ``dags test`` prints each task log line twice in a row (console and task
+        handlers): a line repeating the one just before it is the same return value.
+        """
+        found: list[str] = []
+        previous = None
+        for line in self.output.splitlines():
+            match = _RETURNED.search(line)
+            if match and not (previous and previous.group(1) == match.group(1)):
+                found.append(match.group(1))
+            previous = match
+        return found
 
     @property
     def failure(self) -> str | None:
@@ -112,7 +123,9 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int | Non
     proc = subprocess.Popen(
         cmd,
         env=env,
-        cwd=REPO,
+        # Not the repository: `python -m` puts the working directory first on sys.path, and the
+        # package must be the installed one (the test matrix installs it as users do).
+        cwd=env.get("AIRFLOW_HOME", REPO),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
