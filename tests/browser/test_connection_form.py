@@ -158,12 +158,13 @@ def check_site_picker(page: Any, dialog: Any, shot: Screenshots) -> None:
     field = dialog.get_by_role("group").filter(has=page.get_by_role("combobox", name="Site"))
     expect(field).to_contain_text(re.compile(r"site", re.IGNORECASE))  # its description
     shown = field.inner_text()
-    assert not re.search(r"\bnull\b", shown, re.IGNORECASE), f"the Site picker shows {shown!r}"
 
     site.click()
     options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    shot("site-picker-open")  # before the assertions: a failure leaves the picture of what is wrong
+    assert not re.search(r"\bnull\b", shown, re.IGNORECASE), f"the Site picker shows {shown!r}"
     expect(options).to_have_count(len(SITES) + 1)  # every site, and "not set"
-    shot("site-picker-open")
     labels = [label.strip() for label in options.all_inner_texts()]
     bare = [label for label in labels if label in SITES or label.lower() in ("null", "none", "")]
     assert not bare, f"Site choices without a human label: {bare} (all choices: {labels})"
@@ -258,11 +259,11 @@ def test_add_connection_form(page: Any, airflow_ui: AirflowUI, shot: Screenshots
     shot("form-filled")
 
     open_extra_fields(dialog)
-    for label in spec.extra_labels:
-        expect(dialog.get_by_text(label, exact=True)).to_be_visible()
     if spec.conn_type == "truewatch":
         check_site_picker(page, dialog, shot)
     check_requests_per_minute(dialog, spec)
+    for label in spec.extra_labels:
+        expect(dialog.get_by_text(label, exact=True)).to_be_visible()
     shot("extra-fields")
 
     # 2. Saved: the secret is stored, and shown nowhere.

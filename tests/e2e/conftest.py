@@ -1,12 +1,21 @@
-"""Real Airflow 3 processes for the end-to-end tests: api-server, scheduler, dag-processor, triggerer.
+"""Real Airflow processes for the end-to-end tests, on whichever release is installed.
 
 A module-scoped fixture, :func:`real_airflow`, builds a throw-away Airflow home (SQLite,
-LocalExecutor, SimpleAuthManager with every user an admin), starts its own emulator on a loopback
-port, points the ``coze_default`` / ``truewatch_default`` connections at it through ``AIRFLOW_CONN_*``
-variables, migrates the database and starts the four processes, each in its own process group with
-its output in ``<AIRFLOW_HOME>/process-logs/``. Every socket is on 127.0.0.1. The processes are
-stopped (SIGTERM, then SIGKILL) once the module's tests are done, whatever happened; when a test
-fails, the tail of every process log is attached to its report.
+LocalExecutor), starts its own emulator on a loopback port, points the ``coze_default`` /
+``truewatch_default`` connections at it through ``AIRFLOW_CONN_*`` variables, migrates the database
+and starts the release's processes, each in its own process group with its output in
+``<AIRFLOW_HOME>/process-logs/``. Every socket is on 127.0.0.1. The processes are stopped (SIGTERM,
+then SIGKILL) once the module's tests are done, whatever happened; when a test fails, the tail of
+every process log is attached to its report.
+
+What differs between releases is behind :class:`Driver`:
+
+* Airflow 3 (:class:`RestDriver`): api-server, scheduler, dag-processor and triggerer; runs are
+  started and observed through the REST API (``/api/v2``, SimpleAuthManager, every user an admin).
+* Airflow 2.11 (:class:`MetadataDbDriver`): a scheduler (which parses the DAGs itself and whose
+  LocalExecutor runs ``airflow tasks run``) and a triggerer, nothing else: runs are started with
+  ``airflow dags trigger`` and observed by reading the SQLite metadata database, read-only (a CLI
+  call costs seconds on a 2-core machine, a query milliseconds; there is no API server to ask).
 """
 
 from __future__ import annotations
