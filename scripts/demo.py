@@ -109,6 +109,9 @@ def airflow_env(base_url: str, airflow_home: Path = DEFAULT_AIRFLOW_HOME) -> dic
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Airflow 3.0 prints exceptions as rich tracebacks, wrapped at 80 columns without a terminal:
+            # keep each message on one line, so that it can be read back from the output.
+            "COLUMNS": "4000",
             **airflow_connections(base_url),
         }
     )

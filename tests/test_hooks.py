@@ -201,21 +201,34 @@ async def test_connection_problems_say_what_to_fix(
     assert emulator.requests() == []
 
 
-def test_unreachable_host_is_transient() -> None:
+async def test_unreachable_host_is_transient_and_says_why(get: Getter) -> None:
     with pytest.raises(ApiError) as caught:
-        CozeHook("coze_unreachable", request_policy=RetryPolicy(max_retries=0)).get_task_status("x")
+        await get(CozeHook("coze_unreachable", request_policy=RetryPolicy(max_retries=0)), "x")
     assert caught.value.kind is ErrorKind.TRANSIENT
+    assert str(caught.value).endswith("failed: Connection refused"), "the cause, not a class name"
+
+
+@pytest.mark.parametrize("hook_class", [CozeHook, TrueWatchHook])
+def test_hooks_are_built_the_way_airflow_builds_them(hook_class: type[TaskStatusHook]) -> None:
+    """Connection.get_hook() calls HookClass(**{conn_name_attr: conn_id}); conn_id= keeps working."""
+    assert hook_class(**{hook_class.conn_name_attr: "mine"}).conn_id == "mine"
+    assert hook_class("mine").conn_id == hook_class(conn_id="mine").conn_id == "mine"
+    assert hook_class().conn_id == hook_class.default_conn_name
+    with pytest.raises(ValueError, match="differ"):
+        hook_class("a", **{hook_class.conn_name_attr: "b"})
+    with pytest.raises(TypeError, match="conn_name"):
+        hook_class(conn_name="x")
 
 
 @pytest.mark.parametrize(
     ("hook", "ok", "text"),
     [
-        (CozeHook(), True, "Coze accepted the API token"),
-        (TrueWatchHook(), True, "TrueWatch accepted the API key"),
+        (CozeHook(), True, "accepted the API token"),
+        (TrueWatchHook(), True, "accepted the API key (DF-API-KEY)"),
         (CozeHook("coze_bad_token"), False, "Coze API error 4100"),
         (TrueWatchHook("truewatch_bad_key"), False, "ft.InvalidAPIKey"),
         (TrueWatchHook("truewatch_bad_site"), False, "Unknown TrueWatch site"),
-        (CozeHook("coze_unreachable"), False, "failed: ConnectionError"),
+        (CozeHook("coze_unreachable"), False, "failed: Connection refused. Check the host"),
     ],
 )
 def test_test_connection(emulator: EmulatorServer, hook: TaskStatusHook, ok: bool, text: str) -> None:
