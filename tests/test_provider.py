@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import distribution, entry_points
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +114,15 @@ def test_sensor_modules_import_light() -> None:
         return run.stdout.strip().splitlines()[-1]
 
     assert loaded(baseline + ours) == loaded(baseline)
+
+
+@pytest.mark.skipif(not os.environ.get("TASKSTATUS_TEST_INSTALLED"), reason="a development run, editable")
+def test_matrix_runs_the_package_as_users_install_it() -> None:
+    """`make test-<version>` must test the built package (its files, metadata and entry points)."""
+    import airflow_provider_taskstatus
+
+    location = Path(airflow_provider_taskstatus.__file__).resolve()
+    assert "site-packages" in location.parts, location
+    assert (location.parent / "py.typed").is_file()
+    direct_url = distribution("airflow-provider-taskstatus").read_text("direct_url.json") or "{}"
+    assert not json.loads(direct_url).get("dir_info", {}).get("editable"), "not an editable install"
