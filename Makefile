@@ -23,7 +23,7 @@ MARKS_3.3  :=
 # The package as a user installs it (not editable) is rebuilt into a matrix venv when any of it changes.
 PACKAGE_FILES := pyproject.toml $(shell find airflow_provider_taskstatus -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: venv lint test test-fast demo emulator lock clean browser bench matrix-venvs \
+.PHONY: venv lint test test-fast demo emulator lock clean browser bench matrix-venvs locks/airflow-%.txt-compile \
 	$(addprefix test-,$(AIRFLOW_VERSIONS))
 
 venv: $(STAMP)
@@ -77,13 +77,25 @@ emulator: venv
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-# Official constraint files cannot be fetched here: each lock is compiled against its release's pin
-# (locks/airflow-<version>.in; the 2.11 one also pins our lowest dependency bounds, so they are tested).
+# Official constraint files cannot be fetched here, so each lock is compiled with uv against its
+# release's pin (locks/airflow-<version>.in; 2.11's also pins our lowest dependency bounds, so that they
+# are tested). An older release resolves as it did shortly after it came out (AS_OF_<version>: packages
+# uploaded after it are ignored, as its constraint file would have them), since later packages break
+# them (3.2.2's task SDK with today's cadwyn, 3.0.6's with today's FastAPI); common-compat is exempt, as
+# our floor is newer. The newest release resolves against today's packages: what a new install gets.
+AS_OF_2.11 := 2026-03-19
+AS_OF_3.0  := 2025-09-04
+AS_OF_3.1  := 2026-03-20
+AS_OF_3.2  := 2026-06-05
+AS_OF_3.3  :=
+
 lock: venv
-	for v in $(AIRFLOW_VERSIONS); do \
-		$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
-			-c locks/airflow-$$v.in -o locks/airflow-$$v.txt || exit 1; \
-	done
+	for v in $(AIRFLOW_VERSIONS); do $(MAKE) --no-print-directory locks/airflow-$$v.txt-compile || exit 1; done
+
+locks/airflow-%.txt-compile:
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -c locks/airflow-$*.in \
+		-o locks/airflow-$*.txt $(if $(AS_OF_$*),--exclude-newer $(AS_OF_$*) \
+		--exclude-newer-package apache-airflow-providers-common-compat=$(shell date -u +%Y-%m-%d))
 
 clean:
 	rm -rf $(VENV) $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)) .airflow .pytest_cache .mypy_cache .ruff_cache
