@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from airflow_provider_taskstatus.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.hooks.coze import CozeHook
@@ -276,3 +278,45 @@ def test_secret_is_registered_with_the_masker(hook: TaskStatusHook, secret: str)
 
     hook.get_endpoint()
     assert secret not in str(redact(f"a log line with {secret} in it"))
+
+
+class _LoopBlocked(BaseException):
+    """Stands for the task SDK's ``DeadlockImminentError`` (a BaseException, so no ``except Exception``)."""
+
+
+class _TriggererComms:
+    """The triggerer's link to its supervisor, as strict as Airflow 3.3's: a synchronous send from the
+    event loop's own thread raises (it would block the loop and every other trigger on it)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, msg: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: blocking there is fine
+            self.sent.append(msg)
+            return
+        raise _LoopBlocked(f"synchronous {type(msg).__name__} on the event loop")
+
+    async def asend(self, msg: Any) -> None:
+        self.sent.append(msg)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's triggerer has no supervisor link")
+@pytest.mark.parametrize("hook_class", [CozeHook, TrueWatchHook])
+async def test_async_connection_never_blocks_the_triggerer_loop(
+    monkeypatch: pytest.MonkeyPatch, hook_class: type[TaskStatusHook]
+) -> None:
+    """Reading the connection in a trigger masks its secret without a synchronous call to the supervisor.
+
+    On every release: ``aget_connection`` is missing before 3.1 and masks synchronously until 3.3.2.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    comms = _TriggererComms()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    endpoint = await hook_class().aget_endpoint()
+    assert endpoint.base_url.startswith("http://127.0.0.1")
+    masked = [getattr(msg, "value", None) for msg in comms.sent]
+    assert any(value and value in str(endpoint.headers) for value in masked), "the secret was masked"
