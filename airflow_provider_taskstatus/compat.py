@@ -2,7 +2,7 @@
 
 Airflow names themselves come through ``airflow.providers.common.compat``, which maps them per
 release; what it does not cover is here, keyed on the release (the ``version_compat`` idea of
-Airflow's own providers). Nothing else in the package tests a version or catches an ImportError.
+Airflow's own providers). Other modules only read the flags below; none catches an ImportError.
 """
 
 from __future__ import annotations
