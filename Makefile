@@ -81,13 +81,15 @@ bench: venv
 # release's pin (locks/airflow-<version>.in; 2.11's also pins our lowest dependency bounds, so that they
 # are tested). An older release resolves as it did shortly after it came out (AS_OF_<version>: packages
 # uploaded after it are ignored, as its constraint file would have them), since later packages break
-# them (3.2.2's task SDK with today's cadwyn, 3.0.6's with today's FastAPI); common-compat is exempt, as
-# our floor is newer. The newest release resolves against today's packages: what a new install gets.
+# them (3.2.2's task SDK with today's cadwyn, 3.0.6's with today's FastAPI). Exempt: common-compat (our
+# floor is newer) and the test runner (the same pytest everywhere). The newest release resolves against
+# today's packages: what a new install gets.
 AS_OF_2.11 := 2026-03-19
 AS_OF_3.0  := 2025-09-04
 AS_OF_3.1  := 2026-03-20
 AS_OF_3.2  := 2026-06-05
 AS_OF_3.3  :=
+AS_OF_EXEMPT := apache-airflow-providers-common-compat pytest pytest-asyncio
 
 lock: venv
 	for v in $(AIRFLOW_VERSIONS); do $(MAKE) --no-print-directory locks/airflow-$$v.txt-compile || exit 1; done
@@ -95,7 +97,7 @@ lock: venv
 locks/airflow-%.txt-compile:
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -c locks/airflow-$*.in \
 		-o locks/airflow-$*.txt $(if $(AS_OF_$*),--exclude-newer $(AS_OF_$*) \
-		--exclude-newer-package apache-airflow-providers-common-compat=$(shell date -u +%Y-%m-%d))
+		$(foreach p,$(AS_OF_EXEMPT),--exclude-newer-package $(p)=$(shell date -u +%Y-%m-%d)))
 
 clean:
 	rm -rf $(VENV) $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)) .airflow .pytest_cache .mypy_cache .ruff_cache
