@@ -34,6 +34,10 @@ RUN_TIMEOUT = 240.0
 #: Marks a migrated database: the Airflow version that migrated it.
 DB_STAMP = ".taskstatus-db-version"
 
+#: Terminal colour codes: Airflow 3.0 colours its rich tracebacks even when not writing to a terminal.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: The start of a log record (2.11's "[2026-…", 3.x's "2026-…"): not part of a wrapped message.
+_LOG_RECORD = re.compile(r"^(\[|\d{4}-\d\d-\d\d)")
 _STATE = re.compile(r"DagRun Finished: dag_id=(?P<dag_id>[^,]+),.*?, state=(?P<state>\w+)")
 _RETURNED = re.compile(r"Done\. Returned value was: (.*?) *(?:\[[\w.]+\] loc=\S+)?$", re.MULTILINE)
 _EXCEPTION = re.compile(r"^(?:[\w.]+\.)?\w*(?:Exception|Error|Timeout): (.+)$", re.MULTILINE)
@@ -86,9 +90,19 @@ class DagResult:
 
     @property
     def failure(self) -> str | None:
-        """The message of the last exception in the output (the sensor's, for a failed wait)."""
-        found = _EXCEPTION.findall(self.output)
-        return str(found[-1]).strip() if found else None
+        """The message of the last exception in the output (the sensor's, for a failed wait).
+
+        Airflow 3.0 prints it in a rich traceback, wrapped over lines up to a blank one: joined back.
+        """
+        found = list(_EXCEPTION.finditer(self.output))
+        if not found:
+            return None
+        message = found[-1].group(1)
+        for line in self.output[found[-1].end() :].split("\n")[1:]:
+            if not line.strip() or _LOG_RECORD.match(line):
+                break
+            message += line
+        return message.strip()
 
 
 def airflow_cmd(*args: str) -> list[str]:
@@ -109,9 +123,6 @@ def airflow_env(base_url: str, airflow_home: Path = DEFAULT_AIRFLOW_HOME) -> dic
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # Airflow 3.0 prints exceptions as rich tracebacks, wrapped at 80 columns without a terminal:
-            # keep each message on one line, so that it can be read back from the output.
-            "COLUMNS": "4000",
             **airflow_connections(base_url),
         }
     )
@@ -138,11 +149,11 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int | Non
     )
     try:
         output, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, output
+        return proc.returncode, _ANSI.sub("", output)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         output, _ = proc.communicate()
-        return None, output
+        return None, _ANSI.sub("", output)
     finally:
         if proc.poll() is None:
             _kill_group(proc)

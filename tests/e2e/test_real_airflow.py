@@ -1,9 +1,12 @@
-"""End to end on real Airflow: scheduler, triggerer, dag-processor and api-server against the emulator.
+"""End to end on real Airflow processes against the emulator, on Airflow 3 and on Airflow 2.11.
 
 ``dag.test()`` / ``airflow dags test`` run a trigger's first event inline: they never exercise a
 deferred task resumed by the scheduler, a sensor timeout reached while deferred, or a triggerer that
 dies mid-wait. These tests do, with the real processes started by the ``real_airflow`` fixture
-(``conftest.py``: SQLite, LocalExecutor, everything on 127.0.0.1, ready in well under a minute).
+(``conftest.py``: SQLite, LocalExecutor, everything on 127.0.0.1, ready in well under a minute):
+api-server, scheduler, dag-processor and triggerer on Airflow 3; scheduler and triggerer on 2.11.
+The scenarios and their assertions are the same on both: every outcome checked here is one the
+package promises on every release.
 
 They run in ``make test``. Skip them locally with the one flag::
 
@@ -29,7 +32,7 @@ from .conftest import TIMEOUT_ACCOUNT_TOKEN, RealAirflow
 pytestmark = pytest.mark.e2e
 
 SENSOR = "wait"  # the sensor's task id in every E2E DAG
-DEFERRED = "Pausing task as DEFERRED"  # the task runner's log line when the sensor defers
+DEFERRED = "Pausing task as DEFERRED"  # the task log line when the sensor defers (2.11 and 3.x alike)
 TRIGGER_TIMEOUT = "did not finish within the sensor timeout"  # the trigger's own timeout event
 IN_PROGRESS = {"task_status": "in_progress"}
 
@@ -185,8 +188,9 @@ def test_triggerer_killed_mid_wait_resumes_and_keeps_the_deadline(real_airflow: 
         "e2e-coze-triggerer-restart",
         [{**IN_PROGRESS, "repeat": 20}, {"task_status": "successful"}],
     ).start(real_airflow)
-    # Never finishes: its 20 s sensor timeout runs out after the restart.
-    timed_out = Scenario("e2e_coze_timeout_20s", "coze", "e2e-coze-restart-forever", [IN_PROGRESS]).start(
+    # Never finishes: its 30 s sensor timeout runs out after the restart (a triggerer takes up to
+    # ~10 s to start on a loaded 2-core machine: 20 s left too thin a margin).
+    timed_out = Scenario("e2e_coze_timeout_30s", "coze", "e2e-coze-restart-forever", [IN_PROGRESS]).start(
         real_airflow
     )
     for scenario in (resumed, timed_out):
@@ -222,13 +226,13 @@ def test_triggerer_killed_mid_wait_resumes_and_keeps_the_deadline(real_airflow: 
     assert state == "failed"
     assert _states(tis) == {SENSOR: "failed", "after": "upstream_failed"}
     assert tis[SENSOR]["try_number"] == 1
-    # The new triggerer kept the original deadline: the trigger itself reported the timeout, 20 s
-    # after the wait began, not 20 s after the restart.
+    # The new triggerer kept the original deadline: the trigger itself reported the timeout, 30 s
+    # after the wait began, not 30 s after the restart.
     assert TRIGGER_TIMEOUT in timed_out.sensor_log(real_airflow)
     requests = timed_out.requests(real_airflow)
     assert any(r["time"] > restarted_at for r in requests)
     offsets = [round(r["time"] - requests[0]["time"], 2) for r in requests]
-    assert offsets[-1] <= 21, offsets
+    assert offsets[-1] <= 31, offsets
 
 
 def _wait_for_requests(airflow: RealAirflow, scenario: Scenario, count: int, timeout: float = 30.0) -> None:

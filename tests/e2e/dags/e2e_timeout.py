@@ -1,6 +1,6 @@
 """E2E DAGs: a deferred Coze sensor whose timeout runs out, hard and with ``soft_fail``.
 
-``retries=1`` lets the tests check that a sensor timeout is *not* retried. The 20 s one outlives a
+``retries=1`` lets the tests check that a sensor timeout is *not* retried. The 30 s one outlives a
 triggerer restart, to show the deadline survives it.
 """
 
@@ -46,4 +46,4 @@ def _timeout_dag(dag_id: str, *, timeout: float, soft_fail: bool = False) -> Non
 
 _timeout_dag("e2e_coze_timeout", timeout=8)
 _timeout_dag("e2e_coze_timeout_soft_fail", timeout=8, soft_fail=True)
-_timeout_dag("e2e_coze_timeout_20s", timeout=20)
+_timeout_dag("e2e_coze_timeout_30s", timeout=30)
