@@ -56,12 +56,13 @@ lint: venv
 
 # The whole matrix, one release after the other (the end-to-end tests time real processes: not in parallel).
 test: lint browser $(addprefix test-,$(AIRFLOW_VERSIONS))
+	@$(BIN)/python scripts/matrix_report.py $(foreach v,$(AIRFLOW_VERSIONS),test-results/airflow-$(v).xml)
 
 # One release alone, e.g. `make test-2.11`.
 $(addprefix test-,$(AIRFLOW_VERSIONS)): test-%: .venv-%/.installed-stamp
 	@echo "=== Airflow $* ($(if $(MARKS_$*),-m '$(MARKS_$*)',all tests)) ==="
 	TASKSTATUS_TEST_INSTALLED=1 .venv-$*/bin/pytest -q --import-mode=append -p no:cacheprovider \
-		$(if $(MARKS_$*),-m "$(MARKS_$*)") $(PYTEST_ARGS)
+		--junitxml=test-results/airflow-$*.xml $(if $(MARKS_$*),-m "$(MARKS_$*)") $(PYTEST_ARGS)
 
 # Everything but the slow runs through Airflow (example DAGs, real processes, REST, browser), newest release.
 test-fast: venv
@@ -100,4 +101,4 @@ locks/airflow-%.txt-compile:
 		$(foreach p,$(AS_OF_EXEMPT),--exclude-newer-package $(p)=$(shell date -u +%Y-%m-%d)))
 
 clean:
-	rm -rf $(VENV) $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)) .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)) test-results .airflow .pytest_cache .mypy_cache .ruff_cache
