@@ -13,7 +13,7 @@ def dag_bag(dag_folder: str) -> Any:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-    return DagBag(dag_folder=dag_folder, include_examples=False)
+    return DagBag(dag_folder=dag_folder)  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES in conftest
 
 
 def deferral_timeout_resume() -> tuple[str, dict[str, Any]]:
