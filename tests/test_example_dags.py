@@ -54,7 +54,18 @@ RUNS: dict[str, tuple[Any, str]] = {
     ),
     "export": (demo.DagRunSpec("example_truewatch_export"), "demo-export-ok"),
     "import": (demo.DagRunSpec("example_truewatch_import"), "demo-import-partial"),
+    # The e2e DAGs' 8 s sensor timeout, here through `airflow dags test` on every release (the
+    # real-process e2e runs on 2.11 and the newest only).
+    "timeout": (
+        demo.DagRunSpec("e2e_coze_timeout", {"copy_task_id": "dags-timeout"}, expected="failed"),
+        "dags-timeout",
+    ),
+    "timeout_soft_fail": (
+        demo.DagRunSpec("e2e_coze_timeout_soft_fail", {"copy_task_id": "dags-timeout-soft"}),
+        "dags-timeout-soft",
+    ),
 }
+E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 DEFERRED = "[DAG TEST] running trigger in line"
 
 
@@ -97,11 +108,17 @@ def runs(
 ) -> dict[str, Run]:
     """Every run of RUNS, in parallel: each in a clone of the migrated home, so SQLite is never shared."""
     taskstatus_emulator.reset()
+    for task_id in ("dags-timeout", "dags-timeout-soft"):
+        taskstatus_emulator.set_task("coze", task_id, [{"task_status": "in_progress"}])
 
     def run(name: str, spec: Any) -> Any:
         home = tmp_path_factory.mktemp(f"airflow-{name}")
         shutil.copy2(migrated_airflow_home / "airflow.db", home / "airflow.db")
-        return demo.run_dag(spec.dag_id, demo.airflow_env(taskstatus_emulator.base_url, home), spec.conf)
+        env = demo.airflow_env(taskstatus_emulator.base_url, home)
+        if spec.dag_id.startswith("e2e_"):
+            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(E2E_DAGS)
+            env["AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT"] = env["AIRFLOW_CONN_COZE_DEFAULT"]
+        return demo.run_dag(spec.dag_id, env, spec.conf)
 
     with ThreadPoolExecutor(max_workers=min(len(RUNS), max(2, os.cpu_count() or 2))) as pool:
         futures = {name: pool.submit(run, name, spec) for name, (spec, _) in RUNS.items()}
@@ -168,3 +185,22 @@ def test_truewatch_partial_import_is_accepted_and_counts_reach_downstream(runs: 
     assert "(accepted: allow_partial=True)" in run.result.output
     assert run.result.returned == [str({"successCount": 10, "failCount": 2})]
     assert "Imported 10 resources, 2 failed" in run.result.output
+
+
+@pytest.mark.dags
+def test_timeout_while_deferred_is_a_sensor_timeout(runs: dict[str, Run]) -> None:
+    run = runs["timeout"]
+    assert run.result.state == "failed", _explain(run.result)
+    _assert_deferred_and_polled(run, min_polls=3)  # about one poll a second for 8 s
+    assert "AirflowSensorTimeout" in run.result.output, _explain(run.result)
+    assert "did not finish within the sensor timeout" in (run.result.failure or ""), _explain(run.result)
+    assert "last status:" in (run.result.failure or ""), run.result.failure
+
+
+@pytest.mark.dags
+def test_timeout_with_soft_fail_skips_the_sensor(runs: dict[str, Run]) -> None:
+    run = runs["timeout_soft_fail"]
+    assert run.result.state == "success", _explain(run.result)  # every task skipped: the run succeeds
+    _assert_deferred_and_polled(run, min_polls=3)
+    assert "AirflowSensorTimeout" not in (run.result.failure or "")
+    assert run.result.returned == [], "the downstream task was skipped"
