@@ -32,7 +32,7 @@ from airflow_provider_taskstatus.models.truewatch import DEFAULT_SITE, SITES
 from tests.conftest import BAD_COZE_TOKEN, BAD_TRUEWATCH_KEY
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import RealAirflow
+    from tests.real_airflow import RealAirflow
 from tests.connection_clients import API_START_TIMEOUT, HOOKS, RELEASE, WORKS, assert_user_facing
 
 # -- REST: one api-server for the module ----------------------------------------------------------
@@ -63,7 +63,7 @@ def api_server(
     taskstatus_emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """An Airflow api-server alone, on a loopback port, with Test Connection enabled; stopped after the module."""
-    from tests.e2e.conftest import RealAirflow
+    from tests.real_airflow import RealAirflow
 
     airflow = RealAirflow(tmp_path_factory.mktemp("api-server-home"), taskstatus_emulator)
     airflow.env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"

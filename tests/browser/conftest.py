@@ -2,7 +2,7 @@
 
 ``airflow_ui`` (module scope) builds a throw-away Airflow home (SQLite, SimpleAuthManager with every
 user an admin, so no login; connection testing enabled), migrates it and starts only the
-``api-server`` process of :class:`tests.e2e.conftest.RealAirflow`, next to an emulator of both APIs.
+``api-server`` process of :class:`tests.real_airflow.RealAirflow`, next to an emulator of both APIs.
 ``browser`` (module scope) is Debian's Chromium (``/usr/bin/chromium``, see
 ``scripts/install-browser.sh``) driven by Playwright, with a fresh profile and Chromium's background
 traffic switched off: the machine's network is closed. Every socket is on 127.0.0.1, and everything
@@ -35,7 +35,7 @@ from airflow_provider_taskstatus.emulator.server import (
     DEFAULT_TRUEWATCH_KEY,
     EmulatorServer,
 )
-from tests.e2e.conftest import STARTUP_TIMEOUT, RealAirflow
+from tests.real_airflow import STARTUP_TIMEOUT, RealAirflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_DIR = Path(__file__).resolve().parent / "screenshots"

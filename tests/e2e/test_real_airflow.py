@@ -26,8 +26,7 @@ import pytest
 
 from airflow_provider_taskstatus.emulator.scripts import entity_ids
 from airflow_provider_taskstatus.emulator.server import DEFAULT_COZE_TOKEN, DEFAULT_TRUEWATCH_KEY
-
-from .conftest import TIMEOUT_ACCOUNT_TOKEN, RealAirflow
+from tests.real_airflow import TIMEOUT_ACCOUNT_TOKEN, RealAirflow
 
 pytestmark = pytest.mark.e2e
 
