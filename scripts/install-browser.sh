@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the headless browser of the browser tests (tests/browser/): Debian's Chromium, plus fonts
-# so that screenshots are readable (Latin and CJK). Idempotent; run as root. Exits 0 once
-# /usr/bin/chromium is there.
+# so that screenshots are readable (Latin and CJK). Idempotent; installs only as root (otherwise it
+# says so and exits 0, and the browser test skips).
 #
 # Playwright's own browser download (`playwright install`) is not used: the tests launch this
 # Chromium with executable_path="/usr/bin/chromium".
@@ -23,8 +23,9 @@ if [ -x "$CHROMIUM" ] && [ -z "$missing" ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install-browser: must run as root to install:$missing" >&2
-    exit 1
+    # Not fatal for a developer: the browser test then skips (and fails under CI=true).
+    echo "install-browser: not root, so not installing:$missing (run 'sudo make browser')" >&2
+    exit 0
 fi
 
 export DEBIAN_FRONTEND=noninteractive
