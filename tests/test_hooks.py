@@ -193,6 +193,11 @@ async def test_empty_id_is_refused_before_any_request(
         (CozeHook("nowhere"), "Connection 'nowhere' is not defined: create a connection of type 'coze'"),
         (CozeHook("coze_no_token"), "has no secret: put the Coze API token in its password field"),
         (TrueWatchHook("truewatch_bad_site"), "Unknown TrueWatch site 'mars-1'"),
+        (
+            TrueWatchHook("coze_default"),
+            "Connection 'coze_default' is of type 'coze', but TrueWatchHook needs a 'truewatch' connection",
+        ),
+        (CozeHook("truewatch_default"), "is of type 'truewatch', but CozeHook needs a 'coze' connection"),
     ],
 )
 async def test_connection_problems_say_what_to_fix(

@@ -327,3 +327,17 @@ def test_execution_timeout_while_deferred(emulator: EmulatorServer) -> None:
     assert event["status"] == "execution_timeout"
     with pytest.raises(AirflowTaskTimeout):
         sensor.resume_execution("execute_complete", {"event": event}, CONTEXT)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_of_the_other_service_fails_before_any_request(
+    emulator: EmulatorServer, mode: str
+) -> None:
+    """A Coze token given to a TrueWatch sensor (or the reverse) is never sent anywhere."""
+    emulator.set_task("truewatch", "t", [{"status": "running"}])
+    emulator.set_task("coze", "t", [{"task_status": "in_progress"}])
+    with pytest.raises(TaskStatusError, match="is of type 'coze', but TrueWatchHook needs a 'truewatch'"):
+        run(truewatch(truewatch_conn_id="coze_default"), mode)
+    with pytest.raises(TaskStatusError, match="is of type 'truewatch', but CozeHook needs a 'coze'"):
+        run(coze(coze_conn_id="truewatch_default"), mode)
+    assert emulator.requests() == []

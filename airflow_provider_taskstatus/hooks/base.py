@@ -89,6 +89,13 @@ class TaskStatusHook(BaseHook):
     # -- connection -------------------------------------------------------------------------
 
     def _endpoint_from(self, conn: Any, extra: dict[str, Any]) -> Endpoint:
+        if conn.conn_type and conn.conn_type != self.conn_type:
+            # Before anything else: the other service's secret must never leave for this one's host.
+            raise TaskStatusError(
+                f"Connection {self.conn_id!r} is of type {conn.conn_type!r}, but {type(self).__name__} "
+                f"needs a {self.conn_type!r} connection ({self.hook_name}): give the "
+                f"{self.conn_name_attr} of one, or change this connection's type."
+            )
         if not conn.password:
             raise TaskStatusError(
                 f"Connection {self.conn_id!r} has no secret: put the {self.api.name} "
