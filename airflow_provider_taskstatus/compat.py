@@ -17,15 +17,12 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseHook, Connection
 
 
-def _release() -> tuple[int, int, int]:
-    version = Version(AIRFLOW_VERSION)
-    return version.major, version.minor, version.micro
+_RELEASE = (*Version(AIRFLOW_VERSION).release, 0, 0)[:3]  # "3.2" reads as (3, 2, 0)
 
-
-AIRFLOW_V_3_0_PLUS = _release() >= (3, 0, 0)
-AIRFLOW_V_3_1_PLUS = _release() >= (3, 1, 0)
+AIRFLOW_V_3_0_PLUS = _RELEASE >= (3, 0, 0)
+AIRFLOW_V_3_1_PLUS = _RELEASE >= (3, 1, 0)
 #: Connection forms from provider info (``conn-fields``); before it, from the hook class.
-AIRFLOW_V_3_2_PLUS = _release() >= (3, 2, 0)
+AIRFLOW_V_3_2_PLUS = _RELEASE >= (3, 2, 0)
 
 __all__ = [
     "AIRFLOW_VERSION",

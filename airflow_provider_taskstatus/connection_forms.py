@@ -96,10 +96,9 @@ class ConnectionForm:
             "hook-class-name": self.hook_class_name,
             "hook-name": self.hook_name,
             "connection-type": self.conn_type,
+            # The same behaviour, in provider.yaml's spelling of its first key.
             "ui-field-behaviour": {
-                "hidden-fields": list(self.hidden_fields),
-                "relabeling": dict(self.relabeling),
-                "placeholders": dict(self.placeholders),
+                key.replace("_", "-"): value for key, value in self.ui_field_behaviour().items()
             },
             "conn-fields": {extra.name: extra.json_schema() for extra in self.extra_fields},
         }
