@@ -8,13 +8,16 @@ Airflow's own providers). Other modules only read the flags below; none catches 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import hashlib
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import BaseHook, Connection
+    from airflow.providers.common.compat.sdk import BaseHook, Connection, Context
 
 
 _RELEASE = (*Version(AIRFLOW_VERSION).release, 0, 0)[:3]  # "3.2" reads as (3, 2, 0)
@@ -23,16 +26,22 @@ AIRFLOW_V_3_0_PLUS = _RELEASE >= (3, 0, 0)
 AIRFLOW_V_3_1_PLUS = _RELEASE >= (3, 1, 0)
 #: Connection forms from provider info (``conn-fields``); before it, from the hook class.
 AIRFLOW_V_3_2_PLUS = _RELEASE >= (3, 2, 0)
+#: ``context["task_state_store"]`` (AIP-103).
+AIRFLOW_V_3_3_PLUS = _RELEASE >= (3, 3, 0)
 
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "TaskStateStore",
     "aget_connection",
     "amask_secret",
     "deferral_timed_out",
     "mask_secret",
+    "task_state_store",
+    "wait_started_at",
 ]
 
 
@@ -82,3 +91,67 @@ async def aget_connection(hook: BaseHook, conn_id: str) -> tuple[Connection, dic
 
     conn = await get_async_connection(conn_id, hook)
     return conn, await get_async_extra_dejson(conn)
+
+
+class TaskStateStore(Protocol):
+    """The slice of Airflow 3.3's ``context["task_state_store"]`` a wait uses: JSON values by key,
+    scoped to one task instance (dag, run, task, map index) and kept across its tries."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+def task_state_store(context: Context) -> TaskStateStore:
+    """Where a task keeps what must outlive one run of it (a sensor's wait across reschedules).
+
+    Airflow 3.3 gives each task instance a state store; before 3.3 an Airflow Variable per task
+    instance stands in for it (the one store every release lets a running task write), named so
+    a person who sees it in Admin → Variables knows whose it is, and deleted when the wait ends.
+    """
+    store: TaskStateStore | None = context.get("task_state_store")  # type: ignore[assignment]
+    return store if store is not None else _VariableStateStore(context)
+
+
+class _VariableStateStore:
+    def __init__(self, context: Context) -> None:
+        ti = context["ti"]
+        identity = json.dumps([ti.dag_id, ti.run_id, ti.task_id, ti.map_index])
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        # Variable keys are at most 250 characters: the ids go in the description, a digest in the key.
+        self.prefix = f"airflow_provider_taskstatus.{ti.task_id[:120]}.{digest}."
+        self.description = (
+            f"Wait state of task {ti.task_id!r} in DAG {ti.dag_id!r}, run {ti.run_id!r}, kept across "
+            "reschedules by airflow-provider-taskstatus; deleted when the wait ends."
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        from airflow.providers.common.compat.sdk import Variable
+
+        text = Variable.get(self.prefix + key, None)
+        return default if text is None else json.loads(text)
+
+    def set(self, key: str, value: Any) -> None:
+        from airflow.providers.common.compat.sdk import Variable
+
+        Variable.set(self.prefix + key, json.dumps(value), description=self.description)
+
+    def delete(self, key: str) -> None:
+        from airflow.providers.common.compat.sdk import Variable
+
+        Variable.delete(self.prefix + key)
+
+
+def wait_started_at(context: Context) -> datetime | None:
+    """When a rescheduled sensor's wait began, read from where Airflow's own timeout check reads it;
+    ``None`` on the wait's first run."""
+    ti = context["ti"]
+    if AIRFLOW_V_3_0_PLUS:
+        started: datetime | None = ti.get_first_reschedule_date(context)  # type: ignore[union-attr]
+        return started
+    from airflow.sensors.base import _orig_start_date  # 2.11's own helper for this very check
+
+    first_try = (ti.max_tries or 0) - (ti.task.retries or 0) + 1
+    return _orig_start_date(  # type: ignore[no-any-return]
+        dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try
+    )

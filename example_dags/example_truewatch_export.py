@@ -9,7 +9,7 @@
   ``import_info``…), which the downstream task receives as a dict.
 
 The TrueWatch API allows about 20 calls a minute per key: keep ``poke_interval`` at its default
-(10 s) or higher in production. One second here keeps the emulator demo fast.
+(10 s) or higher in production; 3 s here keeps the emulator demo fast without breaking it.
 
 Try it against the local emulator (``make demo`` does it for you)::
 
@@ -42,7 +42,7 @@ def example_truewatch_export() -> None:
         action_task_id="{{ params.action_task_id }}",
         truewatch_conn_id="truewatch_default",
         deferrable=True,
-        poke_interval=1,
+        poke_interval=3,  # the API allows 20 calls a minute per key
         timeout=300,
     )
 

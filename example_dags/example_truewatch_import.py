@@ -41,7 +41,7 @@ def example_truewatch_import() -> None:
         truewatch_conn_id="truewatch_default",
         allow_partial=True,
         deferrable=True,
-        poke_interval=1,
+        poke_interval=3,  # the API allows 20 calls a minute per key
         timeout=300,
     )
 

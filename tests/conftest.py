@@ -22,6 +22,7 @@ from airflow_provider_taskstatus.emulator.server import (
     DEFAULT_TRUEWATCH_KEY,
     EmulatorServer,
 )
+from tests.dag_runs import migrated_airflow_home  # noqa: F401  a fixture: defined there, found here
 
 #: Every connection the tests use, by id: (conn_type, secret). Tests look for these secrets in output.
 BAD_COZE_TOKEN = "pat_wrong_token_SECRET123"

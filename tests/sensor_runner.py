@@ -8,10 +8,26 @@ from typing import Any, cast
 from airflow.providers.common.compat.sdk import Context, TaskDeferred
 
 from airflow_provider_taskstatus.sensors.base import TaskStatusSensor
+from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
+from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
 
 CONTEXT = cast("Context", {})
 MODES = ["poke", "deferrable"]
+
+
+class QuickCozeSensor(CozeCopyTaskSensor):
+    """The shipped sensor with its 1 s poke-interval floor lowered, so the suite polls every few ms.
+
+    Reschedule mode needs Airflow's task instance and store: ``tests/test_user_dags.py`` covers it.
+    """
+
+    min_poke_interval = 0.001
+
+
+class QuickTrueWatchSensor(TrueWatchActionSensor):
+    min_poke_interval = 0.001
+    documented_requests_per_minute = None  # the emulator has no budget to break
 
 
 async def first_event(trigger: TaskStatusTrigger) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -27,18 +29,18 @@ from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
 from tests.compat import deferral_timeout_resume
-from tests.sensor_runner import CONTEXT, MODES, first_event, run
+from tests.sensor_runner import CONTEXT, MODES, QuickCozeSensor, QuickTrueWatchSensor, first_event, run
 
 FAST = {"poke_interval": 0.05, "timeout": 10, "request_timeout": 2, "max_retries": 0, "retry_backoff": 0.05}
 REASONS = [{"entity_id": "9", "entity_name": "kb", "entity_type": "knowledge", "failed_reason": "quota"}]
 
 
 def coze(task_id: str = "t", **kwargs: Any) -> CozeCopyTaskSensor:
-    return CozeCopyTaskSensor(task_id="wait", copy_task_id=task_id, **{**FAST, **kwargs})
+    return QuickCozeSensor(task_id="wait", copy_task_id=task_id, **{**FAST, **kwargs})
 
 
 def truewatch(task_id: str = "t", **kwargs: Any) -> TrueWatchActionSensor:
-    return TrueWatchActionSensor(task_id="wait", action_task_id=task_id, **{**FAST, **kwargs})
+    return QuickTrueWatchSensor(task_id="wait", action_task_id=task_id, **{**FAST, **kwargs})
 
 
 # (api, steps, sensor kwargs, expected outcome, text in the message or a key of the XCom value)
@@ -341,3 +343,72 @@ def test_a_connection_of_the_other_service_fails_before_any_request(
     with pytest.raises(TaskStatusError, match="is of type 'truewatch', but CozeHook needs a 'coze'"):
         run(coze(coze_conn_id="truewatch_default"), mode)
     assert emulator.requests() == []
+
+
+# -- parse-time checks (issue 9) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["false", "False", 0, 1, None])
+def test_a_boolean_parameter_must_be_a_boolean(value: object) -> None:
+    with pytest.raises(TypeError, match=rf"allow_partial must be True or False, got {value!r}"):
+        TrueWatchActionSensor(task_id="w", action_task_id="x", allow_partial=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="deferrable must be True or False"):
+        CozeCopyTaskSensor(task_id="w", copy_task_id="x", deferrable=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("interval", [0, 0.5, timedelta(milliseconds=200)])
+def test_poke_interval_has_a_floor_of_one_second(interval: float | timedelta) -> None:
+    with pytest.raises(ValueError, match=r"poke_interval=0(\.\d+)? s is below 1 s"):
+        CozeCopyTaskSensor(task_id="w", copy_task_id="x", poke_interval=interval)
+    assert CozeCopyTaskSensor(task_id="w", copy_task_id="x", poke_interval=1).poke_interval == 1
+
+
+def test_a_truewatch_interval_that_alone_breaks_the_documented_budget_warns() -> None:
+    with pytest.warns(
+        UserWarning, match=r"poke_interval=2 s alone makes 30 requests a minute, more than the 20"
+    ):
+        TrueWatchActionSensor(task_id="w", action_task_id="x", poke_interval=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 3 s is exactly the budget; Coze documents none
+        TrueWatchActionSensor(task_id="w", action_task_id="x", poke_interval=3)
+        CozeCopyTaskSensor(task_id="w", copy_task_id="x", poke_interval=1)
+
+
+# -- soft_fail and never_fail, whenever the failure is seen (issue 9) --------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("flag", ["soft_fail", "never_fail"])
+@pytest.mark.parametrize("first_poll", [True, False], ids=["failed-at-first-poll", "failed-later"])
+def test_a_remote_failure_is_skipped_with_its_reason(
+    emulator: EmulatorServer, mode: str, flag: str, first_poll: bool
+) -> None:
+    failed = {"task_status": "failed", "failed_reasons": REASONS}
+    emulator.set_task("coze", "t", [failed] if first_poll else [{"task_status": "in_progress"}, failed])
+    with pytest.raises(AirflowSkipException) as caught:
+        run(coze(**{flag: True}), mode)
+    assert str(caught.value).startswith(f"Skipping due to {flag}: Coze copy task 't' (bot) failed")
+    assert "knowledge 'kb' (id 9): quota" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_never_fail_also_skips_an_api_error_and_soft_fail_does_not(
+    emulator: EmulatorServer, mode: str
+) -> None:
+    emulator.set_task("coze", "t", [{"code": 4100, "msg": "bad token"}])
+    with pytest.raises(AirflowSkipException, match="Skipping due to never_fail: Coze API error 4100"):
+        run(coze(never_fail=True), mode)
+    with pytest.raises(TaskStatusError, match="Coze API error 4100"):
+        run(coze(soft_fail=True), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_timeout_under_soft_fail_keeps_the_last_status(emulator: EmulatorServer, mode: str) -> None:
+    emulator.set_task("coze", "t", [{"task_status": "in_progress"}])
+    with pytest.raises(AirflowSkipException) as caught:
+        run(coze(timeout=1, soft_fail=True), mode)
+    message = str(caught.value)
+    assert message.startswith(
+        "Skipping due to soft_fail: Coze task 't' did not finish within the sensor timeout"
+    )
+    assert "last status:" in message

@@ -72,6 +72,14 @@ class PollTracker:
         self.consecutive_failures = 0
         self._unknown_seen: set[str] | None = None
 
+    def snapshot(self) -> dict[str, Any]:
+        """What the tracker remembers, as JSON values: a rescheduled sensor stores it between runs."""
+        return {"failures": self.consecutive_failures, "warned": sorted(self._unknown_seen or ())}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.consecutive_failures = int(state.get("failures", 0))
+        self._unknown_seen = set(state.get("warned", ())) or None
+
     def on_status(self, status: TaskStatus) -> Verdict:
         self.consecutive_failures = 0
         if status.state is State.UNKNOWN and status.remote_status not in (self._unknown_seen or ()):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
@@ -18,7 +19,12 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_taskstatus.compat import deferral_timed_out
+from airflow_provider_taskstatus.compat import (
+    TaskStateStore,
+    deferral_timed_out,
+    task_state_store,
+    wait_started_at,
+)
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import TaskStatusError, validate_task_id
 from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
@@ -33,14 +39,29 @@ if TYPE_CHECKING:
 #: Seconds Airflow's own deferral timeout trails the trigger's deadlines.
 DEFER_GRACE = 10.0
 
+#: Our timeout check runs just before Airflow's own (after a poke that is not done), and this much
+#: earlier, so the timeout is ours and names the last status.
+TIMEOUT_SLACK = 0.1
+
+#: What ``soft_fail`` turns into a skip: the remote task failed, or the wait ran out of time.
+SOFT_FAILURES = (AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout)
+
+#: The task state store key of a rescheduled wait's tracker.
+WAIT_STATE_KEY = "taskstatus_wait"
+
 
 class TaskStatusSensor(BaseSensorOperator):
     """Waits for a remote task; subclasses name the id and connection parameters and the hook.
 
+    Every mode ends the same way (the outcome table in the README): in ``reschedule`` mode the
+    failure budget and the warnings already given survive each reschedule, in Airflow's task state
+    store (a Variable per task instance before Airflow 3.3). ``soft_fail`` skips a remote failure or
+    a timeout, ``never_fail`` anything, and the skip keeps the reason.
+
     :param allow_partial: succeed (with a warning) when the task finished but some parts failed.
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :param request_timeout: seconds one HTTP request may take.
+    :param request_timeout: seconds one HTTP request may take (never past the sensor timeout).
     :param max_retries: retries of one request on a transient error or rate limit.
     :param retry_backoff: first backoff ceiling in seconds, doubling per retry (full jitter below it).
     :param max_retry_backoff: highest backoff ceiling; a ``Retry-After`` header may ask for more.
@@ -55,6 +76,11 @@ class TaskStatusSensor(BaseSensorOperator):
     task_id_field: ClassVar[str]
     conn_id_field: ClassVar[str]
     default_poke_interval: ClassVar[float] = 5.0
+    #: A status API is not worth polling faster; below this a typo (0, or milliseconds taken for
+    #: seconds) would flood it.
+    min_poke_interval: ClassVar[float] = 1.0
+    #: The request budget the API documents per account, if any: one sensor alone should not break it.
+    documented_requests_per_minute: ClassVar[float | None] = None
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -71,8 +97,9 @@ class TaskStatusSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", self.default_poke_interval)
         super().__init__(**kwargs)
-        self.allow_partial = allow_partial
-        self.deferrable = deferrable
+        self.allow_partial = self._boolean("allow_partial", allow_partial)
+        self.deferrable = self._boolean("deferrable", deferrable)
+        self._check_poke_interval()
         self.request_policy = RetryPolicy(
             timeout=request_timeout,
             max_retries=max_retries,
@@ -80,6 +107,39 @@ class TaskStatusSensor(BaseSensorOperator):
             max_backoff=max_retry_backoff,
             max_consecutive_failures=max_consecutive_failures,
         )
+        #: Epoch seconds the wait started (set by ``execute``); the sensor timeout counts from it.
+        self._started: float | None = None
+
+    # -- parse-time checks -------------------------------------------------------------------
+
+    def _boolean(self, name: str, value: object) -> bool:
+        """A string such as ``"false"`` is truthy: refuse it when the DAG is parsed, not at the outcome."""
+        if not isinstance(value, bool):
+            raise TypeError(
+                f"{type(self).__name__} {self.task_id!r}: {name} must be True or False, "
+                f"got {value!r} ({type(value).__name__})."
+            )
+        return value
+
+    def _check_poke_interval(self) -> None:
+        interval = float(self.poke_interval)
+        if interval < self.min_poke_interval:
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s is below "
+                f"{self.min_poke_interval:g} s; poke_interval is in seconds (or a timedelta)."
+            )
+        budget = self.documented_requests_per_minute
+        if budget and 60.0 / interval > budget:
+            warnings.warn(
+                f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s alone makes "
+                f"{60.0 / interval:g} requests a minute, more than the {budget:g} a minute "
+                f"{self.hook_class.api.name} allows per account; polls will be rate limited. Use "
+                f"poke_interval={60.0 / budget:g} or more.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    # -- what the subclasses declare ---------------------------------------------------------
 
     @classmethod
     def trigger_class(cls) -> type[TaskStatusTrigger]:
@@ -107,46 +167,65 @@ class TaskStatusSensor(BaseSensorOperator):
             log=self.log,
         )
 
+    # -- the wait ----------------------------------------------------------------------------
+
+    @property
+    def _deadline(self) -> float:
+        """Epoch seconds the sensor timeout ends at."""
+        return (self._started or time.time()) + self.timeout
+
     def poke(self, context: Context) -> PokeReturnValue:
+        # In reschedule mode every run is a new operator: what this try's earlier runs learnt is in
+        # the task state store, read once per poke and written only when it changes.
+        store = task_state_store(context) if self.reschedule and not self.deferrable else None
+        stored = self._recall(store, context["ti"].try_number) if store is not None else None
+        before = self._tracker.snapshot()
         try:
-            status = self.hook.get_task_status(self.remote_task_id)
+            status = self.hook.get_task_status(self.remote_task_id, deadline=self._deadline)
         except TaskStatusError as error:
             verdict = self._tracker.on_error(error)
             payload = None
         else:
             verdict, payload = self._tracker.on_status(status), status.payload
-        if not verdict.done:
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
+        if verdict.done or time.time() >= self._deadline - TIMEOUT_SLACK:
+            if store is not None and stored is not None:
+                store.delete(WAIT_STATE_KEY)
+            if not verdict.done:
+                self._end(AirflowSensorTimeout(self._timeout_message(verdict.message)))
+            return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
+        if store is not None and (state := self._tracker.snapshot()) != before:
+            store.set(WAIT_STATE_KEY, {"try": context["ti"].try_number, "tracker": state})
+        return PokeReturnValue(is_done=False)
+
+    def _recall(self, store: TaskStateStore, try_number: int) -> dict[str, Any] | None:
+        """Restore the tracker from what this try's earlier runs stored; return what is stored (any try)."""
+        stored: dict[str, Any] | None = store.get(WAIT_STATE_KEY)
+        same_try = stored is not None and stored.get("try") == try_number
+        self._tracker.restore(stored["tracker"] if stored is not None and same_try else {})
+        return stored
 
     def execute(self, context: Context) -> Any:
+        started = wait_started_at(context) if self.reschedule and not self.deferrable else None
+        self._started = started.timestamp() if started is not None else time.time()
         if not self.deferrable:
             return super().execute(context)
-        started = time.monotonic()
-        # A task that already ended never defers. BaseSensorOperator.execute is bypassed here, so
-        # apply its soft_fail rule to a remote failure ourselves.
-        try:
-            done = self.poke(context)
-        except AirflowFailException as error:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {error}") from error
-            raise
+        # A task that already ended never defers (poke applies soft_fail and never_fail itself).
+        done = self.poke(context)
         if done:
             return done.xcom_value
-        elapsed = time.monotonic() - started
-        remaining = max(0.0, self.timeout - elapsed)
-        execution_left = self.execution_timeout.total_seconds() - elapsed if self.execution_timeout else None
-        nearer = remaining if execution_left is None else min(remaining, execution_left)
-        trigger_class = self.trigger_class()
+        execution_deadline = (
+            time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
+        )
+        nearer = min(self._deadline, execution_deadline or self._deadline) - time.time()
         self.defer(
-            trigger=trigger_class(
+            trigger=self.trigger_class()(
                 remote_task_id=self.remote_task_id,
                 conn_id=self.conn_id,
-                deadline=time.time() + remaining,
+                deadline=self._deadline,
                 poll_interval=self.poke_interval,
                 allow_partial=self.allow_partial,
                 request_policy=self.request_policy.to_dict(),
-                execution_deadline=None if execution_left is None else time.time() + execution_left,
+                execution_deadline=execution_deadline,
             ),
             method_name="execute_complete",
             # The trigger reports its own limits (with the last status, and telling a sensor
@@ -157,36 +236,61 @@ class TaskStatusSensor(BaseSensorOperator):
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Whoever saw the timeout (the trigger, or Airflow's own deferral timeout, the fallback when no
-        triggerer ends the wait in time), it ends as a sensor timeout, skipped under ``soft_fail``, on
-        every release (2.11 reports Airflow's as a retryable error, 3.0 ignores ``soft_fail`` for it)."""
-        try:
-            if deferral_timed_out(next_method, next_kwargs):
-                raise AirflowSensorTimeout(
+        triggerer ends the wait in time), it ends as a sensor timeout, on every release (2.11 reports
+        Airflow's as a retryable error)."""
+        if deferral_timed_out(next_method, next_kwargs):
+            self._end(
+                AirflowSensorTimeout(
                     f"{self.hook.api.name} task {self.remote_task_id!r} did not finish within the sensor "
                     "timeout (Airflow ended the deferral: is a triggerer running?)"
                 )
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSensorTimeout as error:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {error}") from error
-            raise
+            )
+        try:
+            # BaseOperator's, skipping BaseSensorOperator's: that one replaces a skip's reason by
+            # "Skipping due to soft_fail is set to True.", and _end has applied the flags already.
+            return super(BaseSensorOperator, self).resume_execution(next_method, next_kwargs, context)
+        except Exception as error:
+            self._end(error)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Map a trigger event to the task outcome; anything outside the contract fails the task."""
         if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            raise TaskStatusError(f"Unexpected trigger event for {self.remote_task_id!r}: {event!r}")
+            self._end(TaskStatusError(f"Unexpected trigger event for {self.remote_task_id!r}: {event!r}"))
         verdict = Verdict(True, event["status"], str(event.get("message")), bool(event.get("warning")))
         return self._conclude(verdict, event.get("payload"))
 
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _timeout_message(self, last: str) -> str:
+        return (
+            f"{self.hook.api.name} task {self.remote_task_id!r} did not finish within the sensor timeout "
+            f"({self.timeout:g} s); last status: {last}"
+        )
+
     def _conclude(self, verdict: Verdict, payload: dict[str, Any] | None) -> Any:
-        """The one place a verdict becomes an outcome, in both modes."""
+        """The one place a verdict becomes an outcome, in every mode."""
         if verdict.status == "success":
             (self.log.warning if verdict.warning else self.log.info)("%s", verdict.message)
             return payload
         if verdict.status == "failed":
-            raise AirflowFailException(verdict.message)
+            self._end(AirflowFailException(verdict.message))
         if verdict.status == "timeout":
-            raise AirflowSensorTimeout(verdict.message)
+            self._end(AirflowSensorTimeout(verdict.message))
         if verdict.status == "execution_timeout":
-            raise AirflowTaskTimeout(verdict.message)
-        raise TaskStatusError(verdict.message)
+            self._end(AirflowTaskTimeout(verdict.message))
+        self._end(TaskStatusError(verdict.message))
+
+    def _end(self, error: BaseException) -> NoReturn:
+        """Raise the outcome, or a skip carrying its reason under ``soft_fail`` / ``never_fail``.
+
+        Airflow applies the two flags too, but with a reason-less message, and not on every path
+        (a deferrable sensor's first poke, 3.0's deferral timeout): deciding here makes every mode
+        and release agree, and Airflow passes a skip through unchanged.
+        """
+        if isinstance(error, AirflowSkipException):
+            raise error
+        if self.soft_fail and isinstance(error, SOFT_FAILURES):
+            raise AirflowSkipException(f"Skipping due to soft_fail: {error}") from error
+        if self.never_fail:
+            raise AirflowSkipException(f"Skipping due to never_fail: {error}") from error
+        raise error

@@ -13,7 +13,7 @@ class TrueWatchActionSensor(TaskStatusSensor):
 
     An ``ok`` task that reports failed resources (``failCount > 0``, ``exportFailedInfo``) fails the
     sensor unless ``allow_partial=True``. The default poke interval is 10 s: the API allows only
-    20 calls a minute per key.
+    20 calls a minute per key, and a ``poke_interval`` below 3 s warns when the DAG is parsed.
 
     :param action_task_id: the ``taskId`` the export or import call returned (templated).
     :param truewatch_conn_id: a connection of type ``truewatch``.
@@ -27,6 +27,7 @@ class TrueWatchActionSensor(TaskStatusSensor):
     task_id_field = "action_task_id"
     conn_id_field = "truewatch_conn_id"
     default_poke_interval = 10.0
+    documented_requests_per_minute = 20.0
 
     def __init__(
         self,
