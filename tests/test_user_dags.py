@@ -7,6 +7,9 @@ string where a boolean belongs fails the DAG's parse.
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
+from airflow_provider_taskstatus.emulator.scripts import entity_ids
 from tests.dag_runs import REPO, demo, explain, run_in_parallel
 
 USER_DAGS = REPO / "tests" / "user_dags"
@@ -60,6 +64,16 @@ SITUATIONS: dict[str, Situation] = {
 }
 
 
+def quick_start() -> tuple[str, list[str]]:
+    """The README's Quick start: its DAG file and its command, exactly as printed."""
+    section = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    dag_file = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    command = re.search(r"```bash\n(airflow dags test .*?)\n```", section, re.DOTALL)
+    assert dag_file is not None, "the Quick start has no python block"
+    assert command is not None, "the Quick start has no `airflow dags test` command"
+    return dag_file.group(1), shlex.split(command.group(1))
+
+
 @dataclass(frozen=True)
 class Run:
     result: Any  # demo.DagResult
@@ -81,9 +95,18 @@ def runs(
         name: demo.DagRunSpec(s.dag_id, {"task_id": s.remote_id} if s.steps else None)
         for name, s in SITUATIONS.items()
     }
+    source, command = quick_start()
+    quick_start_folder = tmp_path_factory.mktemp("quick-start")
+    (quick_start_folder / "quick_start.py").write_text(source)
+    # `airflow dags test <dag_id> --conf <json>` is exactly what demo.run_dag runs.
+    assert command[:3] == ["airflow", "dags", "test"] and command[4] == "--conf" and len(command) == 6, (
+        command
+    )
+    specs["quick_start"] = demo.DagRunSpec(command[3], json.loads(command[5]))
 
     def dags_folder(name: str, spec: Any, env: dict[str, str]) -> None:
-        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(SITUATIONS[name].dags_folder)
+        folder = quick_start_folder if name == "quick_start" else SITUATIONS[name].dags_folder
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(folder)
 
     results = run_in_parallel(
         specs, tmp_path_factory, taskstatus_emulator, migrated_airflow_home, dags_folder
@@ -92,7 +115,7 @@ def runs(
     return {
         name: Run(results[name], taskstatus_emulator.requests(task_id=s.remote_id), every)
         for name, s in SITUATIONS.items()
-    }
+    } | {"quick_start": Run(results["quick_start"], [], every)}
 
 
 def _sensor_failed(run: Run) -> bool:
@@ -158,7 +181,8 @@ def test_a_coze_connection_given_to_a_truewatch_sensor_fails_before_any_request(
         in (run.result.failure or "")
     ), explain(run.result)
     assert run.requests == []
-    assert not any(r["api"] == "truewatch" for r in run.all_requests)
+    # Nor any other TrueWatch request with a credential TrueWatch does not know (the Coze token).
+    assert not any(r["api"] == "truewatch" and not r["auth_valid"] for r in run.all_requests)
 
 
 @pytest.mark.dags
@@ -167,3 +191,12 @@ def test_a_string_for_allow_partial_fails_the_dag_parse(runs: dict[str, Run]) ->
     assert run.result.returncode != 0
     assert "allow_partial must be True or False, got 'false' (str)" in run.result.output, explain(run.result)
     assert "DagRun Finished" not in run.result.output
+
+
+@pytest.mark.dags
+def test_the_readme_quick_start_runs_as_printed(runs: dict[str, Run]) -> None:
+    run = runs["quick_start"]
+    assert run.result.state == "success", explain(run.result)
+    # `report` printed the copied entity and the import counts of the two seeded tasks.
+    assert entity_ids("demo-copy-success")["target_entity_id"] in run.result.output
+    assert "{'successCount': 12, 'failCount': 0}" in run.result.output, explain(run.result)
