@@ -1,7 +1,9 @@
 """Pytest fixtures for the emulator, registered through the package's ``pytest11`` entry point.
 
-The server module is imported inside the fixtures so that merely having the provider installed
-does not import aiohttp into every pytest session.
+``taskstatus_emulator`` is one server for the session; ``taskstatus_emulator_fresh`` the same,
+reset before the test. The server module is imported inside the fixtures (and the package imports
+it lazily) so that merely having the provider installed does not import aiohttp into every pytest
+session.
 """
 
 from __future__ import annotations

@@ -9,10 +9,14 @@ Steps are plain JSON-able dicts, so the same script works from Python
 Status steps (the normal answer)::
 
     {"task_status": "in_progress"}                          # Coze: data.task_status
-    {"task_status": "failed", "failed_reasons": [...]}      # extra keys are merged into data
+    {"task_status": "failed", "failed_reasons": [...]}      # other data fields are merged into data
     {"status": "running"}                                   # TrueWatch: content.status
     {"status": "ok", "import_info": {"successCount": 10, "failCount": 2}}
-    {"status": "error", "errorCode": "ft.X", "message": "..."}   # extra keys merged into content
+    {"status": "error", "errorCode": "ft.X", "message": "..."}   # content fields merged into content
+
+A status step may set only the fields the API documents (:data:`STATUS_FIELDS`); an envelope error
+step its :data:`ERROR_FIELDS`. Any other key is refused (:mod:`.validation`), with the list of the
+keys the API's steps take, so that ``"repeats": 3`` fails loudly instead of landing in ``data``.
 
 Envelope errors (a status key wins, so ``{"status": "error", "errorCode": ...}`` above is a status)::
 
@@ -33,14 +37,15 @@ Global faults: ``EmulatorServer.inject_faults(api, steps)`` or ``POST /_emulator
 ``{"api": ..., "steps": [...]}`` make the steps answer the API's next requests (counting ``repeat``),
 whatever the task; the tasks' own scripts pause meanwhile and resume where they were.
 
-Modifiers accepted on any step: ``"delay": seconds`` (sleep before answering), ``"headers": {...}``
-(extra response headers), ``"http_status": n`` (override the status of a status/envelope step),
-``"repeat": n``.
+Modifiers accepted on any step: ``"delay": seconds`` (a non-negative number: sleep before
+answering), ``"headers": {...}`` (extra response headers, strings), ``"http_status": n`` (override
+the status of a status/envelope step), ``"repeat": n`` (a positive integer). ``reset`` and
+``truncate`` are booleans, ``false`` being the same as leaving the key out: so ``{"reset": false}``
+alone is refused, as it would answer nothing in particular.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,11 +60,34 @@ APIS = (COZE, TRUEWATCH)
 STATUS_KEY = {COZE: "task_status", TRUEWATCH: "status"}
 ERROR_KEY = {COZE: "code", TRUEWATCH: "errorCode"}
 
+#: The fields a status step may set in the answer's ``data`` (Coze) / ``content`` (TrueWatch): the
+#: documented response fields of each status API. Anything else in a step is a typo, not a field.
+STATUS_FIELDS = {
+    COZE: frozenset(
+        {
+            "task_status",
+            "task_id",
+            "entity_type",
+            "source_entity_id",
+            "target_entity_id",
+            "target_workspace_id",
+            "failed_reasons",
+        }
+    ),
+    TRUEWATCH: frozenset({"status", "action", "message", "errorCode", "import_info"}),
+}
+#: The fields of an envelope error step, per API.
+ERROR_FIELDS = {COZE: frozenset({"code", "msg"}), TRUEWATCH: frozenset({"errorCode", "message"})}
+
 #: Step keys that steer the emulator and never show up in a response body.
+CONTROL_KEYS = frozenset({"repeat", "delay", "reset", "truncate", "headers", "http_status", "body"})
+
 #: The task id under which global faults are kept (see ``EmulatorServer.inject_faults``).
 GLOBAL_FAULTS = "*"
 
-CONTROL_KEYS = frozenset({"repeat", "delay", "reset", "truncate", "headers", "http_status", "body"})
+
+#: Every key a step of each API may hold; any other is refused (see :mod:`.validation`).
+STEP_KEYS = {api: STATUS_FIELDS[api] | ERROR_FIELDS[api] | CONTROL_KEYS for api in APIS}
 
 
 @dataclass
@@ -102,69 +130,6 @@ def entity_ids(task_id: str) -> dict[str, str]:
         "target_entity_id": str(7530938808750067000 + n),
         "target_workspace_id": str(74982048832804000 + n),
     }
-
-
-def make_task(
-    api: object,
-    task_id: object,
-    steps: object,
-    entity_type: object = None,
-    action: object = None,
-) -> Task:
-    """Validate untrusted input (e.g. JSON from the control endpoint); raise ValueError saying why."""
-    if not isinstance(api, str) or api not in APIS:
-        raise ValueError(f"api must be one of {list(APIS)}, got {api!r}")
-    if not isinstance(task_id, str) or not task_id:
-        raise ValueError("task_id must be a non-empty string")
-    if not isinstance(steps, list) or not steps:
-        raise ValueError("steps must be a non-empty list")
-    for i, step in enumerate(steps):
-        problem = _step_problem(api, step)
-        if problem:
-            raise ValueError(f"step {i}: {problem}")
-    for name, value in (("entity_type", entity_type), ("action", action)):
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"{name} must be a string")
-    try:  # a deep copy that also guarantees the answers can be serialized
-        copied: list[Step] = json.loads(json.dumps(steps))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"steps must be JSON-serializable: {exc}") from None
-    return Task(
-        api=api,
-        task_id=task_id,
-        steps=copied,
-        entity_type=entity_type if isinstance(entity_type, str) else "bot",
-        action=action if isinstance(action, str) else "import",
-    )
-
-
-def _step_problem(api: str, step: object) -> str | None:
-    if not isinstance(step, dict):
-        return "must be an object"
-    repeat = step.get("repeat", 1)
-    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-        return "repeat must be a positive integer"
-    delay = step.get("delay", 0)
-    if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
-        return "delay must be a non-negative number"
-    status = step.get("http_status", 200)
-    if not isinstance(status, int) or not 100 <= status <= 599:
-        return "http_status must be an integer between 100 and 599"
-    headers = step.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        return "headers must be an object of strings"
-    if (
-        api == COZE
-        and "code" in step
-        and (not isinstance(step["code"], int) or isinstance(step["code"], bool))
-    ):
-        return "code must be an integer"
-    if api == TRUEWATCH and not isinstance(step.get("errorCode", ""), str):
-        return "errorCode must be a string"
-    kinds = ("reset", "body", "http_status", STATUS_KEY[api], ERROR_KEY[api])
-    if not any(k in step for k in kinds):
-        return f"needs one of {list(kinds)} for api {api!r}"
-    return None
 
 
 _REASONS = [

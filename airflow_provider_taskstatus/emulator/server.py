@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
+import os
+import socket
 import ssl
 import threading
 from collections.abc import Iterable
@@ -13,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import EmulatorState, create_app
-from .scripts import GLOBAL_FAULTS, Step, make_task
+from .app import create_app
+from .scripts import GLOBAL_FAULTS, Step
+from .state import EmulatorState
+from .validation import make_task
 
 DEFAULT_COZE_TOKEN = "pat_emulator_token"
 DEFAULT_TRUEWATCH_KEY = "tw_emulator_key"
@@ -46,11 +51,52 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str, allow_remote: bool, cli: bool = False) -> None:
+    """Refuse a non-loopback ``host`` unless allowed, naming the switch the caller has (flag or kwarg)."""
+    if allow_remote or _is_loopback(host):
+        return
+    switch = "--allow-remote" if cli else "allow_remote=True"
+    raise ValueError(
+        f"refusing to bind the emulator to non-loopback host {host!r}: its control endpoints have no "
+        f"authentication, so anyone who can reach it can script its answers; pass {switch} to do it anyway"
+    )
+
+
+def check_port(port: object, cli: bool = False) -> None:
+    """Refuse a port outside 0-65535 up front: the bind would fail with a less helpful OverflowError."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        name = "--port" if cli else "port"
+        raise ValueError(f"{name} must be between 0 and 65535 (0 picks a free port), got {port!r}")
+
+
+class StartError(OSError):
+    """The emulator could not listen. ``str()`` is one line: where, why, and what to do about it."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
+            reason = cause.strerror or str(cause)  # a resolver error's own text; its errno is no errno
+        else:
+            reason = os.strerror(cause.errno)  # asyncio's text repeats the address
+        super().__init__(cause.errno, reason)
+        self.host, self.port = host, port
+
+    def describe(self, cli: bool = False) -> str:
+        """The message, naming the CLI's flags when ``cli`` and the keyword arguments otherwise."""
+        if self.errno == errno.EADDRINUSE:
+            what = "pick another with --port, or --port 0" if cli else "pick another port, or port=0"
+            return f"port {self.port} on {self.host} is already in use: {what} for a free one"
+        return f"cannot listen on {self.host}:{self.port}: {self.strerror}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
 class EmulatorServer:
     """The Coze + TrueWatch emulator on its own event loop in a daemon thread.
 
     It accepts any credential in ``coze_tokens`` / ``truewatch_keys`` and binds to loopback only,
-    unless ``allow_remote=True``: it has unauthenticated control endpoints. With ``ssl_context`` (a
+    unless ``allow_remote=True``: it has unauthenticated control endpoints (a ValueError says so).
+    :meth:`start` raises :class:`StartError` (an OSError) if it cannot listen. With ``ssl_context`` (a
     server context with its certificate loaded) it serves HTTPS; ``access_log=False`` skips the
     per-request access log line (the benchmark's load would spend its time writing it).
     """
@@ -65,10 +111,8 @@ class EmulatorServer:
         ssl_context: ssl.SSLContext | None = None,
         access_log: bool = True,
     ) -> None:
-        if not allow_remote and not _is_loopback(host):
-            raise ValueError(
-                f"refusing to bind the emulator to non-loopback host {host!r} (allow_remote=False)"
-            )
+        check_host(host, allow_remote)
+        check_port(port)
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -95,10 +139,13 @@ class EmulatorServer:
         self._thread = threading.Thread(target=self._run, name="taskstatus-emulator", daemon=True)
         self._thread.start()
         self._ready.wait()
-        if self._error is not None:
+        error, self._error = self._error, None
+        if error is not None:
             self._thread.join()
             self._thread = None
-            raise RuntimeError(f"emulator failed to start on {self.host}:{self.port}") from self._error
+            if isinstance(error, OSError):  # the user's to fix (busy port, unknown host): no traceback
+                raise StartError(self.host, self.port, error) from None
+            raise RuntimeError(f"emulator failed to start on {self.host}:{self.port}") from error
         return self
 
     def stop(self) -> None:
@@ -126,7 +173,11 @@ class EmulatorServer:
         entity_type: str | None = None,
         action: str | None = None,
     ) -> None:
-        """Create or replace a scripted task (see :mod:`.scripts` for the step format)."""
+        """Create or replace a scripted task (see :mod:`.scripts` for the step format).
+
+        Raises ValueError (:class:`~.validation.SpecError`) on a key or value the format does not
+        know, with the same message ``POST /_emulator/tasks`` answers.
+        """
         self.state.add_task(make_task(api, task_id, steps, entity_type, action))
 
     def inject_faults(self, api: str, steps: list[Step]) -> None:

@@ -1,0 +1,149 @@
+"""The ``/_emulator`` control endpoints: script tasks and faults, flip stand-ins, read the log, reset.
+
+They are strict: a body or query key they do not know, or a step key the API's steps do not take,
+is refused with HTTP 400 ``{"error": ..., "known_keys": [...]}`` rather than ignored, because an
+ignored typo (``"repeats": 3``) makes a test pass or fail for the wrong reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .scripts import GLOBAL_FAULTS
+from .state import FLIP_APIS, STATE
+from .validation import SpecError, check_keys, faults_from_spec, task_from_spec
+
+_NO_BODY = object()
+
+
+def _refusal(exc: ValueError) -> web.Response:
+    """HTTP 400 with the reason, and the accepted keys when the problem is an unknown one."""
+    body: dict[str, Any] = {"error": str(exc)}
+    if isinstance(exc, SpecError) and exc.known_keys is not None:
+        body["known_keys"] = exc.known_keys
+    return web.json_response(body, status=400)
+
+
+async def _json_body(request: web.Request, default: object = _NO_BODY) -> Any:
+    """The request's JSON body; ``default`` for an empty body if given, else an empty body is refused."""
+    text = await request.text()
+    if not text.strip():
+        if default is _NO_BODY:
+            raise SpecError("the body must be JSON, and it is empty")
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"the body is not valid JSON: {exc}") from None
+
+
+def _check_query(request: web.Request, known: tuple[str, ...]) -> None:
+    check_keys(request.query.keys(), known, f"query of {request.path}")
+
+
+async def control_set_task(request: web.Request) -> web.Response:
+    """``POST /_emulator/tasks``: create or replace a scripted task, or a list of them (all or none)."""
+    try:
+        body = await _json_body(request)
+        if isinstance(body, list):
+            tasks = []
+            for i, spec in enumerate(body):
+                try:
+                    tasks.append(task_from_spec(spec))
+                except SpecError as exc:
+                    raise SpecError(f"task {i}: {exc}", exc.known_keys) from None
+        else:
+            tasks = [task_from_spec(body)]
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].add_tasks(tasks)
+    if isinstance(body, list):
+        return web.json_response({"created": len(tasks)}, status=201)
+    task = tasks[0]
+    return web.json_response({"api": task.api, "task_id": task.task_id, "steps": len(task.steps)}, status=201)
+
+
+async def control_inject_faults(request: web.Request) -> web.Response:
+    """``POST /_emulator/faults``: ``{"api", "steps"}`` answer the API's next requests, any task."""
+    try:
+        faults = faults_from_spec(await _json_body(request), GLOBAL_FAULTS)
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].inject_faults(faults)
+    return web.json_response({"api": faults.api, "requests": faults.length}, status=201)
+
+
+async def control_flip(request: web.Request) -> web.Response:
+    """``POST /_emulator/flip``: ``{"api": "dbt_cloud" | "http", "ids": [...]}`` finish those ids."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SpecError("body must be a JSON object")
+        check_keys(body, ("api", "ids"), "flip")
+        api, ids = body.get("api"), body.get("ids")
+        if api not in FLIP_APIS:
+            raise SpecError(f"api must be one of {list(FLIP_APIS)}, got {api!r}")
+        if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+            raise SpecError("ids must be a list of strings or integers")
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].flip(api, [str(i) for i in ids])
+    return web.json_response({"api": api, "flipped": len(ids)})
+
+
+async def control_reset(request: web.Request) -> web.Response:
+    """``POST /_emulator/reset``: back to the seeded tasks and an empty request log.
+
+    It takes no parameters: no body, or ``{}``. Anything else (``{"reset": false}``) is refused
+    rather than read as a reset the caller may not have meant.
+    """
+    try:
+        body = await _json_body(request, default={})
+        if not isinstance(body, dict):
+            raise SpecError("body must be empty or {}")
+        check_keys(body, (), "reset")
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].reset()
+    return web.json_response({"ok": True})
+
+
+async def control_requests(request: web.Request) -> web.Response:
+    """``GET /_emulator/requests[?api=&task_id=]``: the status requests received so far."""
+    try:
+        _check_query(request, ("api", "task_id"))
+    except ValueError as exc:
+        return _refusal(exc)
+    q = request.query
+    return web.json_response(request.app[STATE].requests(q.get("api"), q.get("task_id")))
+
+
+async def control_stats(request: web.Request) -> web.Response:
+    """``GET /_emulator/stats[?since=&until=]``: request and connection counts, without the log."""
+    try:
+        _check_query(request, ("since", "until"))
+        since, until = (
+            float(v) if v else None for v in (request.query.get("since"), request.query.get("until"))
+        )
+    except SpecError as exc:
+        return _refusal(exc)
+    except ValueError:
+        return _refusal(ValueError("since and until must be epoch seconds"))
+    return web.json_response(request.app[STATE].stats(since, until))
+
+
+async def control_health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def add_control_routes(app: web.Application) -> None:
+    app.router.add_post("/_emulator/tasks", control_set_task)
+    app.router.add_post("/_emulator/faults", control_inject_faults)
+    app.router.add_get("/_emulator/requests", control_requests)
+    app.router.add_get("/_emulator/stats", control_stats)
+    app.router.add_post("/_emulator/flip", control_flip)
+    app.router.add_post("/_emulator/reset", control_reset)
+    app.router.add_get("/_emulator/health", control_health)
