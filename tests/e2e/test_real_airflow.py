@@ -102,6 +102,20 @@ def runs(real_airflow: RealAirflow) -> dict[str, Scenario]:
         "timeout_soft_fail": Scenario(
             "e2e_coze_timeout_soft_fail", "coze", "e2e-coze-forever-soft", [IN_PROGRESS]
         ),
+        "reschedule_dead_api": Scenario(
+            "e2e_coze_reschedule", "coze", "e2e-coze-reschedule-dead", [{"http_status": 503}]
+        ),
+        "reschedule_recovers": Scenario(
+            "e2e_coze_reschedule",
+            "coze",
+            "e2e-coze-reschedule-recovers",
+            [
+                {"http_status": 503, "repeat": 2},
+                IN_PROGRESS,  # a clean poll resets the count...
+                {"http_status": 503, "repeat": 2},  # ...so two more failures do not end the wait
+                {"task_status": "successful"},
+            ],
+        ),
     }
     return {name: scenario.start(real_airflow) for name, scenario in scenarios.items()}
 
@@ -120,6 +134,32 @@ def test_success_after_transient_faults(real_airflow: RealAirflow, runs: dict[st
     assert real_airflow.xcom(scenario.dag_id, scenario.run_id, "use_copy") == f"copied to {target}"
     # Every scripted answer was consumed once, in order, and nothing polled after success.
     assert [r["http_status"] for r in scenario.requests(real_airflow)] == [200, 503, 503, 429, 200, 200]
+
+
+def test_reschedule_mode_gives_up_after_the_failure_budget(
+    real_airflow: RealAirflow, runs: dict[str, Scenario]
+) -> None:
+    scenario = runs["reschedule_dead_api"]
+
+    state, tis = scenario.finish(real_airflow)
+
+    assert state == "failed", _states(tis)
+    # Three polls, each a run of its own after a reschedule: the count carried over between them.
+    assert [r["http_status"] for r in scenario.requests(real_airflow)] == [503, 503, 503]
+    log = scenario.sensor_log(real_airflow)
+    assert "Poll failed (2 of 3 allowed in a row)" in log
+    assert "Gave up after 3 consecutive failed polls" in log
+
+
+def test_reschedule_mode_resets_the_budget_after_a_clean_poll(
+    real_airflow: RealAirflow, runs: dict[str, Scenario]
+) -> None:
+    scenario = runs["reschedule_recovers"]
+
+    state, tis = scenario.finish(real_airflow)
+
+    assert state == "success", _states(tis)
+    assert [r["http_status"] for r in scenario.requests(real_airflow)] == [503, 503, 200, 503, 503, 200]
 
 
 def test_remote_failure_fails_without_retry_and_keeps_the_key_out_of_logs(
