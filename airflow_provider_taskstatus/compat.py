@@ -45,17 +45,19 @@ __all__ = [
 ]
 
 
-def deferral_timed_out(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
-    """Whether Airflow 2.11 resumes a task because its deferral timed out.
+#: The ``error`` Airflow resumes a task with when its deferral timed out: 2.11's text, then 3.x's
+#: ``TriggerFailureReason.TRIGGER_TIMEOUT`` (a ``str`` enum).
+_DEFERRAL_TIMEOUTS = ("Trigger/execution timeout", "Trigger timeout")
 
-    Airflow 3 turns that into ``AirflowSensorTimeout`` for sensors; 2.11 raises a retryable
-    ``TaskDeferralError`` with this error text (set by its scheduler's trigger-timeout check).
+
+def deferral_timed_out(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
+    """Whether Airflow resumes a task because its deferral timed out (the triggerer never ended it).
+
+    Airflow's sensor base turns that into ``AirflowSensorTimeout`` on 3.x and into a retryable
+    ``TaskDeferralError`` on 2.11; our sensor tells it apart itself, the same way on every release.
     """
-    return (
-        not AIRFLOW_V_3_0_PLUS
-        and next_method == "__fail__"
-        and (next_kwargs or {}).get("error") == "Trigger/execution timeout"
-    )
+    error = (next_kwargs or {}).get("error")
+    return next_method == "__fail__" and getattr(error, "value", error) in _DEFERRAL_TIMEOUTS
 
 
 def mask_secret(secret: str) -> None:

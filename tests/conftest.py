@@ -1,7 +1,7 @@
 """Test set-up: an isolated Airflow home, and connections that point at the emulator.
 
-The emulator fixtures (``taskstatus_emulator``, ``emulator``) come from the package's own pytest
-plugin, the same one DAG authors get.
+``taskstatus_emulator`` comes from the package's own pytest plugin, the same one DAG authors get;
+``emulator`` (below) is it, reset for each test.
 """
 
 from __future__ import annotations
