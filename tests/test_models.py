@@ -16,10 +16,10 @@ from airflow_provider_taskstatus.models.base import (
     State,
     TaskStatus,
     encode,
-    normalize_base_url,
     validate_task_id,
 )
 from airflow_provider_taskstatus.models.coze import COZE
+from airflow_provider_taskstatus.models.hosts import normalize_base_url
 from airflow_provider_taskstatus.models.outcome import PollTracker, judge
 from airflow_provider_taskstatus.models.truewatch import SITES, TRUEWATCH
 
@@ -271,7 +271,7 @@ def test_base_urls() -> None:
         (None, {"site": "mars-1"}, "Unknown TrueWatch site 'mars-1': choose one of truewatch,"),
         ("openapi.corp.internal", {"site": "guance"}, "both host"),
         ("ftp://x", {}, "scheme 'ftp'"),
-        ("https://api.coze.cn/v1/x", {}, "not a host name"),
+        ("https://gw.example/guance/api/v1", {}, "ends with '/api/v1', the start of the API's own path"),
     ],
 )
 def test_bad_endpoints_say_what_to_fix(host: str | None, extra: dict[str, str], message: str) -> None:

@@ -10,22 +10,20 @@ import pytest
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
-from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
-from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from tests.reliability_matrix import COZE, ROWS, SLOW_TIMEOUT, Row, render_table
-from tests.sensor_runner import MODES, run
+from tests.sensor_runner import MODES, QuickCozeSensor, QuickTrueWatchSensor, run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def sensor(row: Row) -> CozeCopyTaskSensor | TrueWatchActionSensor:
+def sensor(row: Row) -> QuickCozeSensor | QuickTrueWatchSensor:
     # Default retry counts (the table's figures assume them); short waits to keep the suite fast.
     timing = {"poke_interval": 0.02, "timeout": 60, "retry_backoff": 0.02, "max_retry_backoff": 0.1}
     slow = "delay" in row.step
     timing["request_timeout"] = SLOW_TIMEOUT if slow else 5
     if row.api == COZE:
-        return CozeCopyTaskSensor(task_id="wait", copy_task_id="r", **timing)
-    return TrueWatchActionSensor(task_id="wait", action_task_id="r", **timing)
+        return QuickCozeSensor(task_id="wait", copy_task_id="r", **timing)
+    return QuickTrueWatchSensor(task_id="wait", action_task_id="r", **timing)
 
 
 @pytest.mark.parametrize("mode", MODES)

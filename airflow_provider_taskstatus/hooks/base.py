@@ -148,8 +148,12 @@ class TaskStatusHook(BaseHook):
         """The ``requests.Session`` this hook reuses across calls."""
         return self._transport.session
 
-    def get_task_status(self, task_id: str) -> TaskStatus:
-        """The remote task's classified status; raises :class:`ApiError` when the API gives none."""
+    def get_task_status(self, task_id: str, *, deadline: float | None = None) -> TaskStatus:
+        """The remote task's classified status; raises :class:`ApiError` when the API gives none.
+
+        :param deadline: the end of the caller's wait, in epoch seconds (``time.time()``): no request,
+            retry or pause runs past it; when it comes first, :class:`DeadlineError` (an ``ApiError``).
+        """
         task_id = validate_task_id(task_id)
         endpoint = self.get_endpoint()
         return self._transport.get(
@@ -157,6 +161,7 @@ class TaskStatusHook(BaseHook):
             endpoint.headers,
             lambda response: self.api.interpret(response, task_id),
             endpoint.throttle,
+            deadline,
         )
 
     async def alease(self, task_id: str) -> Lease:
@@ -171,11 +176,14 @@ class TaskStatusHook(BaseHook):
         endpoint = await self.aget_endpoint()
         return aio.Lease((endpoint.throttle, endpoint.base_url + self.api.status_path(task_id)))
 
-    async def aget_task_status(self, task_id: str, reuse_within: float = 0.0) -> TaskStatus:
+    async def aget_task_status(
+        self, task_id: str, reuse_within: float = 0.0, *, deadline: float | None = None
+    ) -> TaskStatus:
         """Async twin of :meth:`get_task_status`, for triggers.
 
         Concurrent calls for the same task and account in this event loop share one request; an
-        answer younger than ``reuse_within`` seconds is reused without one.
+        answer younger than ``reuse_within`` seconds is reused without one. Each call keeps to its
+        own ``deadline``, also while it waits on a request another call started.
         """
         from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
 
@@ -188,6 +196,7 @@ class TaskStatusHook(BaseHook):
             self.request_policy,
             endpoint.throttle,
             reuse_within,
+            deadline,
         )
 
     def test_connection(self) -> tuple[bool, str]:

@@ -10,8 +10,9 @@ from airflow_provider_taskstatus.models.coze import COZE
 class CozeHook(TaskStatusHook):
     """Coze (扣子) OpenAPI: a personal, service or OAuth access token, sent as ``Bearer``.
 
-    The host defaults to ``api.coze.cn``; set ``api.coze.com`` for coze.com tokens, or any host
-    (``http://127.0.0.1:8765`` for the local emulator).
+    The host defaults to ``api.coze.cn``; set ``api.coze.com`` for coze.com tokens, or any host,
+    with a path prefix if a gateway serves the API under one (``http://127.0.0.1:8765`` for the
+    local emulator, ``https://gw.example/coze`` behind a gateway).
     """
 
     api = COZE

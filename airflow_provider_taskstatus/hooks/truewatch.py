@@ -11,7 +11,8 @@ class TrueWatchHook(TaskStatusHook):
     """TrueWatch (观测云 / Guance) OpenAPI: a workspace API key sent as ``DF-API-KEY``.
 
     Choose the ``site`` of the workspace in the connection extra (default ``truewatch``), or set
-    the host of a private deployment instead.
+    the host of a private deployment instead, with its path prefix if a gateway serves it under
+    one (``https://gw.example/guance``).
     """
 
     api = TRUEWATCH

@@ -6,6 +6,7 @@ machinery (transport, hooks, triggers, sensors) only ever talks to that interfac
 
 from airflow_provider_taskstatus.models.base import (
     ApiError,
+    DeadlineError,
     ErrorKind,
     RawResponse,
     State,
@@ -14,4 +15,13 @@ from airflow_provider_taskstatus.models.base import (
     TaskStatusError,
 )
 
-__all__ = ["ApiError", "ErrorKind", "RawResponse", "State", "StatusApi", "TaskStatus", "TaskStatusError"]
+__all__ = [
+    "ApiError",
+    "DeadlineError",
+    "ErrorKind",
+    "RawResponse",
+    "State",
+    "StatusApi",
+    "TaskStatus",
+    "TaskStatusError",
+]

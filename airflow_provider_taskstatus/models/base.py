@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +29,9 @@ class ErrorKind(str, enum.Enum):
     AUTH = "auth"
     NOT_FOUND = "not_found"
     BAD_REQUEST = "bad_request"
+    #: The TLS handshake failed (certificate, or an https:// URL on a plain-HTTP port): a setup
+    #: problem that every retry would repeat.
+    TLS = "tls"
     RATE_LIMITED = "rate_limited"
     TRANSIENT = "transient"
 
@@ -77,6 +78,17 @@ class ApiError(TaskStatusError):
 
     def __repr__(self) -> str:
         return f"ApiError({self.kind.value!r}, {self.message!r})"
+
+
+class DeadlineError(ApiError):
+    """The wait's own deadline came first: a request cut short, or not sent, for lack of time.
+
+    Transient (the API did nothing wrong), but retrying is pointless: the transports never do, and
+    the polling loop does not count it against the failure budget.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.TRANSIENT, message)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,12 @@ class StatusApi(Protocol):
         ...
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, or its first ``limit`` characters, "…" and its length: a 5,000-character task id
+    must not fill an error message or a log line."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def validate_task_id(task_id: object, what: str = "task id") -> str:
     """Refuse an id that cannot name a remote task, before any request is made."""
     if not isinstance(task_id, str | int) or isinstance(task_id, bool):
@@ -134,7 +152,7 @@ def validate_task_id(task_id: object, what: str = "task id") -> str:
     if not text.strip():
         raise ValueError(f"The {what} is empty: pass the id returned by the call that started the task.")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ValueError(f"The {what} {text!r} contains control characters.")
+        raise ValueError(f"The {what} {shorten(text)!r} contains control characters.")
     if text in (".", ".."):
         # HTTP clients resolve these as path steps even when percent-encoded.
         raise ValueError(f"The {what} {text!r} is not a task id.")
@@ -153,28 +171,6 @@ def json_object(response: RawResponse) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def failure_reason(error: BaseException) -> str:
-    """The innermost cause of a failed request, in words: "Connection refused", "certificate verify failed".
-
-    requests and aiohttp wrap it two or three layers deep; the class names they show say nothing.
-    """
-    reason, seen = type(error).__name__, set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError):
-            return str(getattr(current, "verify_message", None) or current.reason or current)
-        if isinstance(current, OSError) and (current.errno or current.strerror):
-            errno = current.errno
-            # A DNS failure has a negative errno and its own text; others read better from the errno.
-            reason = os.strerror(errno) if errno and errno > 0 else str(current.strerror or current)
-        inner = getattr(current, "os_error", None) or getattr(current, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
-        current = inner or current.__cause__ or current.__context__
-    return reason
 
 
 def kind_for_http_status(status: int) -> ErrorKind:
@@ -221,7 +217,8 @@ def envelope_error(
     """An error the API's envelope names, with what to fix and the id support asks for."""
     return ApiError(
         kind,
-        f"{api} API error {code or '(no code)'} (HTTP {response.status}): {text or 'no message'}"
+        f"{api} API error {code or '(no code)'} (HTTP {response.status}): "
+        f"{shorten(str(text), 400) if text else 'no message'}"
         f"{'; ' + hint if hint else ''}{id_note(label, request_id)}",
         http_status=response.status,
         code=code,
@@ -275,23 +272,3 @@ def compact(value: Any, limit: int = 400) -> str:
     """A short one-line rendering of an API value for a failure message."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def normalize_base_url(host: str, port: int | None = None) -> str:
-    """``api.coze.com`` / ``https://api.coze.com`` / ``http://127.0.0.1:8765`` → a base URL.
-
-    HTTPS unless the host names its scheme; a port may come from the host or the connection.
-    """
-    text = host.strip().rstrip("/")
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "https", text
-    if scheme not in ("http", "https"):
-        raise ValueError(
-            f"Host {host!r} has scheme {scheme!r}: use https:// (or http:// for a local emulator)."
-        )
-    if not rest or any(c in rest for c in "/?#@ "):
-        raise ValueError(f"Host {host!r} is not a host name: give only the host, e.g. 'api.coze.com'.")
-    if port and ":" not in rest.rsplit("]", 1)[-1]:
-        rest = f"{rest}:{port}"
-    return f"{scheme}://{rest}"

@@ -20,13 +20,16 @@ from airflow_provider_taskstatus.models.base import (
     id_note,
     json_object,
     kind_for_http_status,
-    normalize_base_url,
+    shorten,
     status_object,
     unusable_body_error,
 )
+from airflow_provider_taskstatus.models.hosts import normalize_base_url
 
 DEFAULT_HOST = "api.coze.cn"
 INTERNATIONAL_HOST = "api.coze.com"
+#: Where the copy-task status call lives, under the base URL (which may carry a path prefix).
+STATUS_PATH = "/v1/entities/copy_tasks"
 
 STATES = {"in_progress": State.RUNNING, "successful": State.SUCCEEDED, "failed": State.FAILED}
 
@@ -78,10 +81,10 @@ class CozeApi:
     request_id_label = "logid"
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
-        return normalize_base_url(host or DEFAULT_HOST, port)
+        return normalize_base_url(host or DEFAULT_HOST, port, STATUS_PATH)
 
     def status_path(self, task_id: str) -> str:
-        return f"/v1/entities/copy_tasks/{encode(task_id)}"
+        return f"{STATUS_PATH}/{encode(task_id)}"
 
     def auth_headers(self, secret: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
@@ -108,7 +111,7 @@ class CozeApi:
     def _message(
         self, task_id: str, state: State, remote: str, data: dict[str, Any], logid: str | None
     ) -> str:
-        what = f"Coze copy task {task_id!r} ({data.get('entity_type', 'entity')})"
+        what = f"Coze copy task {shorten(task_id)!r} ({data.get('entity_type', 'entity')})"
         note = id_note(self.request_id_label, logid)
         if state is State.SUCCEEDED:
             return (

@@ -22,10 +22,11 @@ from airflow_provider_taskstatus.models.base import (
     id_note,
     json_object,
     kind_for_http_status,
-    normalize_base_url,
+    shorten,
     status_object,
     unusable_body_error,
 )
+from airflow_provider_taskstatus.models.hosts import normalize_base_url
 
 #: Site name → OpenAPI host. Private deployments put their own host in the connection instead.
 SITES: dict[str, str] = {
@@ -50,6 +51,8 @@ SITES: dict[str, str] = {
     "guance-me1": "me1-openapi.guance.com",
 }
 DEFAULT_SITE = "truewatch"
+#: Where the status call lives, under the base URL (which may carry a path prefix).
+STATUS_PATH = "/api/v1/workspace/resource/query_action_status"
 
 STATES = {
     "start": State.RUNNING,
@@ -105,7 +108,7 @@ class TrueWatchApi:
                 "TrueWatch/Guance site, or the host for a private deployment, not both."
             )
         if host:
-            return normalize_base_url(host, port)
+            return normalize_base_url(host, port, STATUS_PATH)
         site = site or DEFAULT_SITE
         if site not in SITES:
             raise ValueError(
@@ -114,7 +117,7 @@ class TrueWatchApi:
         return normalize_base_url(SITES[site], port)
 
     def status_path(self, task_id: str) -> str:
-        return f"/api/v1/workspace/resource/query_action_status?taskId={encode(task_id)}"
+        return f"{STATUS_PATH}?taskId={encode(task_id)}"
 
     def auth_headers(self, secret: str) -> dict[str, str]:
         return {"DF-API-KEY": secret}
@@ -143,7 +146,7 @@ class TrueWatchApi:
         failures = resource_failures(content) if state is State.SUCCEEDED else None
         if failures:
             state = State.PARTIAL
-        what = f"TrueWatch {content.get('action') or 'resource'} task {task_id!r}"
+        what = f"TrueWatch {content.get('action') or 'resource'} task {shorten(task_id)!r}"
         note = id_note(self.request_id_label, trace_id)
         message = {
             State.SUCCEEDED: f"{what} finished ok",

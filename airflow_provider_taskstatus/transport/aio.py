@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -22,8 +23,15 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse, failure_reason
-from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse
+from airflow_provider_taskstatus.models.failures import deadline_error, request_error, timeout_error
+from airflow_provider_taskstatus.models.hosts import origin
+from airflow_provider_taskstatus.transport.policy import (
+    RetryPolicy,
+    monotonic_deadline,
+    request_timeout,
+    slot_wait,
+)
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 T = TypeVar("T")
@@ -46,6 +54,8 @@ class Pool:
     session: aiohttp.ClientSession
     users: int = 0
     inflight: dict[_Key, asyncio.Future[Any]] = field(default_factory=dict)
+    #: When each in-flight request gives up at the latest (its waiter's deadline, monotonic; inf: none).
+    ends: dict[_Key, float] = field(default_factory=dict)
     #: How many leases wait on each key: an answer only its own waiter asks for is not remembered.
     watchers: dict[_Key, int] = field(default_factory=dict)
     #: The last answer per key and when it arrived (monotonic seconds).
@@ -67,11 +77,10 @@ class Pool:
         Throughput is the same (the connector allows no more per host), but a burst of due polls
         then holds a few objects each instead of a whole request's, which the GC would promote.
         """
-        host_end = url.find("/", url.find("//") + 2)
-        origin = url if host_end < 0 else url[:host_end]
-        lane = self.lanes.get(origin)
+        where = origin(url)
+        lane = self.lanes.get(where)
         if lane is None:
-            lane = self.lanes[origin] = asyncio.Semaphore(LIMIT_PER_HOST)
+            lane = self.lanes[where] = asyncio.Semaphore(LIMIT_PER_HOST)
         return lane
 
 
@@ -124,28 +133,35 @@ async def get(
     policy: RetryPolicy,
     throttle: AccountThrottle,
     reuse_within: float = 0.0,
+    deadline: float | None = None,
 ) -> T:
     """Async twin of :meth:`SyncTransport.get <airflow_provider_taskstatus.transport.sync.SyncTransport.get>`.
 
     Concurrent calls for the same URL through the same account share one request; with
     ``reuse_within`` > 0, an answer younger than that many seconds is reused without a request.
-    ``interpret`` must depend on the URL only, as it does for a status call.
+    ``interpret`` must depend on the URL only, as it does for a status call. With ``deadline``
+    (epoch seconds) the call ends by then, also when it waits on a request another call started.
     """
     key: _Key = (throttle, url)
+    until = monotonic_deadline(deadline)
     async with Lease() as pool:
         recent = pool.recent.get(key)
         if recent is not None and time.monotonic() - recent[0] < reuse_within:
             result: T = recent[1]
             return result
-        inflight = pool.inflight.get(key)
-        if inflight is not None:
-            # Shielded: one waiter being cancelled must not cancel the request the others share.
-            shared: T = await asyncio.shield(inflight)
-            return shared
+        while (inflight := pool.inflight.get(key)) is not None:
+            try:
+                shared: T = await _join(inflight, pool.ends[key], until, url)
+                return shared
+            except DeadlineError:
+                if until is not None and time.monotonic() >= until:
+                    raise
+                # The deadline of the call that started the request, not ours: ask again.
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         pool.inflight[key] = future
+        pool.ends[key] = math.inf if until is None else until
         try:
-            result = await _fetch(pool, url, headers, interpret, policy, throttle)
+            result = await _fetch(pool, url, headers, interpret, policy, throttle, until)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
@@ -159,6 +175,24 @@ async def get(
             return result
         finally:
             del pool.inflight[key]
+            del pool.ends[key]
+
+
+async def _join(inflight: asyncio.Future[T], ends: float, until: float | None, url: str) -> T:
+    """Wait for a request another call started, but not past our own deadline.
+
+    Shielded: one waiter leaving (cancelled, or out of time) must not cancel the request the others
+    share. The timer costs a few objects, so it is set only when the request may outlast us.
+    """
+    if until is None or ends <= until:
+        return await asyncio.shield(inflight)
+    left = until - time.monotonic()
+    if left <= 0:
+        raise deadline_error(url)
+    try:
+        return await asyncio.wait_for(asyncio.shield(inflight), left)
+    except asyncio.TimeoutError:
+        raise deadline_error(url) from None
 
 
 async def _fetch(
@@ -168,17 +202,20 @@ async def _fetch(
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
+    until: float | None,
 ) -> T:
     retrying = None  # made on the first failure only: most polls have none
     while True:
-        await asyncio.sleep(throttle.reserve(time.monotonic()))
+        await asyncio.sleep(slot_wait(throttle, until, url))
         try:
             async with pool.lane(url):
-                response = await _send(pool.session, url, headers, policy.timeout)
+                # Cut after the lane: the time spent queueing for a connection counts too.
+                timeout = request_timeout(policy.timeout, until, url)
+                response = await _send(pool.session, url, headers, timeout, cut=timeout < policy.timeout)
             return interpret(response)
         except ApiError as error:
             retrying = retrying or policy.start(throttle)
-            await asyncio.sleep(retrying.backoff(error))
+            await asyncio.sleep(retrying.backoff(error, until))
 
 
 async def _send(
@@ -186,16 +223,19 @@ async def _send(
     url: str,
     headers: Mapping[str, str],
     timeout: float,
+    cut: bool,
 ) -> RawResponse:
+    # The policy's timeout is one cached object; one cut to a deadline is made for this request only.
+    client_timeout = aiohttp.ClientTimeout(total=timeout) if cut else _timeout(timeout)
     try:
         # The URL arrives percent-encoded, task id included: yarl must not re-encode it.
-        request = session.get(yarl.URL(url, encoded=True), headers=headers, timeout=_timeout(timeout))
+        request = session.get(yarl.URL(url, encoded=True), headers=headers, timeout=client_timeout)
         async with request as response:
             return RawResponse(response.status, dict(response.headers), await response.read())
     except asyncio.TimeoutError:
-        raise ApiError(ErrorKind.TRANSIENT, f"No answer from {url} within {timeout:g} s") from None
+        raise timeout_error(url, timeout, cut=cut) from None
     except aiohttp.ClientError as error:
-        raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {failure_reason(error)}") from None
+        raise request_error(url, error, tls=isinstance(error, aiohttp.ClientSSLError)) from None
 
 
 @functools.lru_cache(maxsize=64)

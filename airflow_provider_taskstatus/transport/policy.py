@@ -1,4 +1,8 @@
-"""The one retry policy, shared by the sync and async transports and by the polling loop."""
+"""The one retry policy, shared by the sync and async transports and by the polling loop.
+
+It also keeps each request inside its wait's deadline: the request timeout is cut to the time
+left, and no throttle wait or backoff runs past it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind
+from airflow_provider_taskstatus.models.failures import deadline_error, retry_cut
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 log = logging.getLogger(__name__)
@@ -72,12 +77,15 @@ class Retrying:
         self.clock = clock
         self.retries = 0
 
-    def backoff(self, error: ApiError) -> float:
-        """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent.
+    def backoff(self, error: ApiError, until: float | None = None) -> float:
+        """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent,
+        annotated when the wait would end past ``until`` (monotonic seconds).
 
         A rate limit pauses the whole account (through its throttle), even when this request gives
         up: the pause then applies to the account's next request, whoever sends it.
         """
+        if isinstance(error, DeadlineError):
+            raise error  # out of time: another try has none either
         ceiling = min(self.policy.max_backoff, self.policy.backoff * 2**self.retries)
         delay: float = self.rng() * ceiling
         if error.retry_after is not None:
@@ -86,6 +94,8 @@ class Retrying:
             self.throttle.block(self.clock(), delay)
         if not error.retryable or self.retries >= self.policy.max_retries:
             raise error
+        if until is not None and self.clock() + delay >= until:
+            raise retry_cut(error) from None
         self.retries += 1
         log.warning(
             "Retry %d/%d in %.1f s after %s error: %s",
@@ -97,6 +107,30 @@ class Retrying:
         )
         # A rate-limited retry waits in the throttle, like every other request of the account.
         return 0.0 if error.kind is ErrorKind.RATE_LIMITED else delay
+
+
+def monotonic_deadline(deadline: float | None) -> float | None:
+    """A wait's deadline (epoch seconds, as triggers carry it) on the monotonic clock requests are
+    paced by, so that a clock step during the wait moves neither."""
+    return None if deadline is None else deadline - time.time() + time.monotonic()
+
+
+def slot_wait(throttle: AccountThrottle, until: float | None, url: str) -> float:
+    """Seconds until the account's next free slot; :class:`DeadlineError` if it opens too late."""
+    wait = throttle.reserve(time.monotonic(), until)
+    if wait is None:
+        raise deadline_error(url, "the account's request pacing or rate-limit pause reaches past it")
+    return wait
+
+
+def request_timeout(limit: float, until: float | None, url: str) -> float:
+    """The request timeout, cut to the time left before ``until``; :class:`DeadlineError` if none is."""
+    if until is None:
+        return limit
+    left = until - time.monotonic()
+    if left <= 0:
+        raise deadline_error(url)
+    return left if left < limit else limit
 
 
 @functools.lru_cache(maxsize=256)

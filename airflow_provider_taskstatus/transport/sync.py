@@ -9,8 +9,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse, failure_reason
-from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.models.base import ApiError, RawResponse
+from airflow_provider_taskstatus.models.failures import request_error, timeout_error
+from airflow_provider_taskstatus.transport.policy import (
+    RetryPolicy,
+    monotonic_deadline,
+    request_timeout,
+    slot_wait,
+)
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 if TYPE_CHECKING:
@@ -32,27 +38,34 @@ class SyncTransport:
         headers: Mapping[str, str],
         interpret: Callable[[RawResponse], T],
         throttle: AccountThrottle,
+        deadline: float | None = None,
     ) -> T:
-        """GET ``url`` and interpret the answer, paced by the account throttle, retrying per the policy."""
+        """GET ``url`` and interpret the answer, paced by the account throttle, retrying per the policy.
+
+        With ``deadline`` (epoch seconds), nothing runs past it. requests times each socket operation,
+        not the whole request: connecting and reading may each take the time left (loopback or a
+        kept-alive connection connects at once).
+        """
+        until = monotonic_deadline(deadline)
         retrying = self.policy.start(throttle)
         while True:
-            time.sleep(throttle.reserve(time.monotonic()))
+            time.sleep(slot_wait(throttle, until, url))
             try:
-                return interpret(self._send(url, headers))
+                timeout = request_timeout(self.policy.timeout, until, url)
+                return interpret(self._send(url, headers, timeout))
             except ApiError as error:
-                time.sleep(retrying.backoff(error))
+                time.sleep(retrying.backoff(error, until))
 
-    def _send(self, url: str, headers: Mapping[str, str]) -> RawResponse:
+    def _send(self, url: str, headers: Mapping[str, str], timeout: float) -> RawResponse:
         import requests
 
         try:
-            response = self.session.get(url, headers=dict(headers), timeout=self.policy.timeout)
+            response = self.session.get(url, headers=dict(headers), timeout=timeout)
         except requests.Timeout:
-            raise ApiError(
-                ErrorKind.TRANSIENT, f"No answer from {url} within {self.policy.timeout:g} s"
-            ) from None
+            raise timeout_error(url, timeout, cut=timeout < self.policy.timeout) from None
         except requests.RequestException as error:
-            raise ApiError(ErrorKind.TRANSIENT, f"Request to {url} failed: {failure_reason(error)}") from None
+            tls = isinstance(error, requests.exceptions.SSLError)
+            raise request_error(url, error, tls=tls) from None
         return RawResponse(response.status_code, response.headers, response.content)
 
     def close(self) -> None:

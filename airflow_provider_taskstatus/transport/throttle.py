@@ -24,10 +24,16 @@ class AccountThrottle:
             raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
         self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
 
-    def reserve(self, now: float) -> float:
-        """Take the next free slot; return how many seconds to wait for it."""
+    def reserve(self, now: float, until: float | None = None) -> float | None:
+        """Take the next free slot; return how many seconds to wait for it.
+
+        ``None`` when the slot starts at or after ``until`` (a wait's deadline): then nothing is
+        taken, so the account's next request does not wait for a slot nobody uses.
+        """
         with self._lock:
             start = max(now, self._blocked_until, self._next_slot)
+            if until is not None and start >= until:
+                return None
             self._next_slot = start + self.interval
             return start - now
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
-from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, TaskStatusError, shorten
 from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
 from airflow_provider_taskstatus.transport import aio  # noqa: F401  aiohttp's cold import: see aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
@@ -73,7 +73,8 @@ class TaskStatusTrigger(BaseTrigger):
         )
 
     def __repr__(self) -> str:
-        return f"<{type(self).__qualname__} remote_task_id={self.remote_task_id!r} conn_id={self.conn_id!r}>"
+        task_id = shorten(self.remote_task_id)
+        return f"<{type(self).__qualname__} remote_task_id={task_id!r} conn_id={self.conn_id!r}>"
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook_class(self.conn_id, request_policy=self.request_policy)
@@ -132,23 +133,29 @@ class _Wait(PollTracker, wheel.Waiter):
     async def step(self) -> float | None:
         """One round: the seconds to the next, or None once :attr:`event` is set.
 
-        A limit ends the wait without one more poll, so the event arrives on time.
+        A limit ends the wait without one more poll, so the event arrives on time; a poll never
+        outlives it (the request is cut at the deadline).
         """
         if time.time() >= self.deadline:
-            message = (
-                f"{self.hook.api.name} task {self.trigger.remote_task_id!r} did not finish within the "
-                f"{self.limit}; last status: {self.last}"
-            )
-            self.event = TriggerEvent(event(Verdict(True, self.ending, message), self._last_payload()))
+            self._time_out()
             return None
         interval = self.trigger.poll_interval
         try:
             # Triggers polling the same task through the same account share one request per
             # interval; with the jitter below 1 - 2 x POLL_JITTER, never a trigger's own last answer.
             status = await self.hook.aget_task_status(
-                self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER)
+                self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER), deadline=self.deadline
             )
+        except DeadlineError:
+            # Our own limit cut the poll short: no failure of the API's, so the budget stays as it is.
+            if time.time() < self.deadline:
+                return self.pause()
+            self._time_out()
+            return None
         except TaskStatusError as error:
+            if isinstance(error, ApiError) and error.retryable and time.time() >= self.deadline:
+                self._time_out()  # the limit, not the failure budget, ends this wait
+                return None
             verdict, payload = self.on_error(error), None
         else:
             verdict, payload = self.on_status(status), status.payload
@@ -161,6 +168,14 @@ class _Wait(PollTracker, wheel.Waiter):
         if payload is not None:
             self.payload = json.dumps(payload)
         return self.pause()
+
+    def _time_out(self) -> None:
+        """End the wait with the limit's event, naming the last status seen."""
+        message = (
+            f"{self.hook.api.name} task {shorten(self.trigger.remote_task_id)!r} did not finish within "
+            f"the {self.limit}; last status: {self.last}"
+        )
+        self.event = TriggerEvent(event(Verdict(True, self.ending, message), self._last_payload()))
 
     def _last_payload(self) -> dict[str, Any] | None:
         return None if self.payload is None else json.loads(self.payload)
