@@ -412,3 +412,21 @@ def test_a_timeout_under_soft_fail_keeps_the_last_status(emulator: EmulatorServe
         "Skipping due to soft_fail: Coze task 't' did not finish within the sensor timeout"
     )
     assert "last status:" in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_failure_budget_counts_the_first_poke_in_every_mode(emulator: EmulatorServer, mode: str) -> None:
+    emulator.set_task("coze", "t", [{"http_status": 503, "body": "down"}])
+    with pytest.raises(TaskStatusError, match="Gave up after 3 consecutive failed polls"):
+        run(coze(max_consecutive_failures=3), mode)
+    # One request per poll (max_retries=0): the deferred trigger went on counting from the first poke.
+    assert len(emulator.requests(task_id="t")) == 3
+
+
+def test_a_long_id_is_shortened_in_the_timeout_message(emulator: EmulatorServer) -> None:
+    long_id = "x" * 5000
+    emulator.set_task("coze", long_id, [{"task_status": "in_progress"}])
+    with pytest.raises(AirflowSensorTimeout) as caught:
+        run(coze(long_id, timeout=0.2), "poke")
+    assert len(str(caught.value)) < 1000
+    assert "(5000 characters)" in str(caught.value)

@@ -5,10 +5,17 @@ Poke mode and the trigger both call :func:`judge`, so they cannot disagree.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
-from airflow_provider_taskstatus.models.base import ApiError, State, TaskStatus, TaskStatusError
+from airflow_provider_taskstatus.models.base import (
+    ApiError,
+    DeadlineError,
+    State,
+    TaskStatus,
+    TaskStatusError,
+)
 
 EventStatus = Literal["success", "failed", "error", "timeout", "execution_timeout"]
 #: The closed set of trigger event statuses; ``execute_complete`` fails on anything else.
@@ -94,10 +101,16 @@ class PollTracker:
             self.log.info("%s", verdict.message)
         return verdict
 
-    def on_error(self, error: TaskStatusError) -> Verdict:
-        """Fatal errors end the wait at once; transient ones only after a run of failed polls."""
+    def on_error(self, error: TaskStatusError, *, deadline: float | None = None) -> Verdict:
+        """Fatal errors end the wait at once; transient ones only after a run of failed polls.
+
+        A transient error at the wait's ``deadline`` (epoch seconds), or a request the deadline cut
+        short, counts for nothing: the deadline, not the failure budget, ends that wait.
+        """
         if not (isinstance(error, ApiError) and error.retryable):
             return Verdict(True, "error", str(error))
+        if isinstance(error, DeadlineError) or (deadline is not None and time.time() >= deadline):
+            return Verdict(False, None, str(error))
         self.consecutive_failures += 1
         if self.consecutive_failures >= self.max_consecutive_failures:
             return Verdict(

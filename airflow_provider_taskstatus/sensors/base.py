@@ -26,7 +26,7 @@ from airflow_provider_taskstatus.compat import (
     wait_started_at,
 )
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
-from airflow_provider_taskstatus.models.base import TaskStatusError, validate_task_id
+from airflow_provider_taskstatus.models.base import DeadlineError, TaskStatusError, shorten, validate_task_id
 from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 
@@ -109,6 +109,8 @@ class TaskStatusSensor(BaseSensorOperator):
         )
         #: Epoch seconds the wait started (set by ``execute``); the sensor timeout counts from it.
         self._started: float | None = None
+        #: The last status seen (poke mode), for the timeout message.
+        self._last: str | None = None
 
     # -- parse-time checks -------------------------------------------------------------------
 
@@ -180,19 +182,23 @@ class TaskStatusSensor(BaseSensorOperator):
         store = task_state_store(context) if self.reschedule and not self.deferrable else None
         stored = self._recall(store, context["ti"].try_number) if store is not None else None
         before = self._tracker.snapshot()
+        cut = False
         try:
             status = self.hook.get_task_status(self.remote_task_id, deadline=self._deadline)
         except TaskStatusError as error:
-            verdict = self._tracker.on_error(error)
-            payload = None
+            verdict = self._tracker.on_error(error, deadline=self._deadline)
+            payload, cut = None, isinstance(error, DeadlineError)
         else:
             verdict, payload = self._tracker.on_status(status), status.payload
         if verdict.done or time.time() >= self._deadline - TIMEOUT_SLACK:
             if store is not None and stored is not None:
                 store.delete(WAIT_STATE_KEY)
             if not verdict.done:
-                self._end(AirflowSensorTimeout(self._timeout_message(verdict.message)))
+                # A poll the deadline cut short says nothing: name the one before it, if any.
+                last = self._last if cut and self._last else verdict.message
+                self._end(AirflowSensorTimeout(self._timeout_message(last)))
             return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
+        self._last = verdict.message
         if store is not None and (state := self._tracker.snapshot()) != before:
             store.set(WAIT_STATE_KEY, {"try": context["ti"].try_number, "tracker": state})
         return PokeReturnValue(is_done=False)
@@ -226,6 +232,8 @@ class TaskStatusSensor(BaseSensorOperator):
                 allow_partial=self.allow_partial,
                 request_policy=self.request_policy.to_dict(),
                 execution_deadline=execution_deadline,
+                # What the first poke learnt (a failed poll, a warned status); most learn nothing.
+                tracker=tracker if any((tracker := self._tracker.snapshot()).values()) else None,
             ),
             method_name="execute_complete",
             # The trigger reports its own limits (with the last status, and telling a sensor
@@ -241,7 +249,7 @@ class TaskStatusSensor(BaseSensorOperator):
         if deferral_timed_out(next_method, next_kwargs):
             self._end(
                 AirflowSensorTimeout(
-                    f"{self.hook.api.name} task {self.remote_task_id!r} did not finish within the sensor "
+                    f"{self.hook.api.name} task {shorten(self.remote_task_id)!r} did not finish within the sensor "
                     "timeout (Airflow ended the deferral: is a triggerer running?)"
                 )
             )
@@ -255,7 +263,9 @@ class TaskStatusSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Map a trigger event to the task outcome; anything outside the contract fails the task."""
         if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            self._end(TaskStatusError(f"Unexpected trigger event for {self.remote_task_id!r}: {event!r}"))
+            self._end(
+                TaskStatusError(f"Unexpected trigger event for {shorten(self.remote_task_id)!r}: {event!r}")
+            )
         verdict = Verdict(True, event["status"], str(event.get("message")), bool(event.get("warning")))
         return self._conclude(verdict, event.get("payload"))
 
@@ -263,7 +273,7 @@ class TaskStatusSensor(BaseSensorOperator):
 
     def _timeout_message(self, last: str) -> str:
         return (
-            f"{self.hook.api.name} task {self.remote_task_id!r} did not finish within the sensor timeout "
+            f"{self.hook.api.name} task {shorten(self.remote_task_id)!r} did not finish within the sensor timeout "
             f"({self.timeout:g} s); last status: {last}"
         )
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, TaskStatusError, shorten
+from airflow_provider_taskstatus.models.base import TaskStatusError, shorten
 from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
 from airflow_provider_taskstatus.transport import aio  # noqa: F401  aiohttp's cold import: see aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
@@ -35,6 +35,8 @@ class TaskStatusTrigger(BaseTrigger):
     :param poll_interval: seconds between polls.
     :param allow_partial: treat "finished, some parts failed" as success.
     :param request_policy: :meth:`RetryPolicy.to_dict` of the request policy.
+    :param tracker: :meth:`PollTracker.snapshot` of the sensor's polls before it deferred, so
+        that a failure seen by its first poke counts against the same budget.
     """
 
     hook_class: ClassVar[type[TaskStatusHook]]
@@ -48,6 +50,7 @@ class TaskStatusTrigger(BaseTrigger):
         allow_partial: bool = False,
         request_policy: dict[str, Any] | None = None,
         execution_deadline: float | None = None,
+        tracker: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.remote_task_id = remote_task_id
@@ -57,6 +60,7 @@ class TaskStatusTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.allow_partial = allow_partial
         self.request_policy = RetryPolicy.shared(**(request_policy or {}))
+        self.tracker = tracker
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -69,6 +73,7 @@ class TaskStatusTrigger(BaseTrigger):
                 "allow_partial": self.allow_partial,
                 "request_policy": self.request_policy.to_dict(),
                 "execution_deadline": self.execution_deadline,
+                "tracker": self.tracker,
             },
         )
 
@@ -115,6 +120,8 @@ class _Wait(PollTracker, wheel.Waiter):
             # The class's logger, not one per trigger: Airflow routes trigger logs by context.
             log=type(trigger).logger(),
         )
+        if trigger.tracker:
+            self.restore(trigger.tracker)
         self.trigger = trigger
         self.hook = hook
         # Both limits are absolute and fixed: work the nearer one out once.
@@ -146,23 +153,17 @@ class _Wait(PollTracker, wheel.Waiter):
             status = await self.hook.aget_task_status(
                 self.trigger.remote_task_id, interval * (1 - 2 * POLL_JITTER), deadline=self.deadline
             )
-        except DeadlineError:
-            # Our own limit cut the poll short: no failure of the API's, so the budget stays as it is.
-            if time.time() < self.deadline:
-                return self.pause()
-            self._time_out()
-            return None
         except TaskStatusError as error:
-            if isinstance(error, ApiError) and error.retryable and time.time() >= self.deadline:
-                self._time_out()  # the limit, not the failure budget, ends this wait
-                return None
-            verdict, payload = self.on_error(error), None
+            verdict, payload = self.on_error(error, deadline=self.deadline), None
         else:
             verdict, payload = self.on_status(status), status.payload
         if verdict.done:
             self.event = TriggerEvent(
                 event(verdict, payload if payload is not None else self._last_payload())
             )
+            return None
+        if time.time() >= self.deadline:
+            self._time_out()  # before `last` changes: a poll the deadline cut short says nothing
             return None
         self.last = verdict.message
         if payload is not None:
