@@ -139,7 +139,7 @@ TRUEWATCH_FORM = ConnectionForm(
     hidden_fields=("schema", "login", "port"),
     relabeling={"host": "Host (private deployment only)", "password": "API key (DF-API-KEY)"},
     placeholders={
-        "host": "leave empty for a public site; e.g. openapi.example.internal",
+        "host": "leave empty for a public site; e.g. openapi.example.internal or gw.example/guance",
         "password": "the API key's secret, not its id",
         "extra": '{"site": "guance", "requests_per_minute": 20}',
     },
