@@ -40,6 +40,7 @@ __all__ = [
     "amask_secret",
     "deferral_timed_out",
     "mask_secret",
+    "rescheduled_before",
     "task_state_store",
     "wait_started_at",
 ]
@@ -144,13 +145,21 @@ class _VariableStateStore:
         Variable.delete(self.prefix + key)
 
 
+def rescheduled_before(context: Context) -> bool:
+    """Whether this try of the task has run before and been rescheduled; Airflow 3 says so in the
+    context, 2.11 does not (then: assume it has)."""
+    count = context.get("task_reschedule_count")
+    return count is None or bool(count)
+
+
 def wait_started_at(context: Context) -> datetime | None:
     """When a rescheduled sensor's wait began, read from where Airflow's own timeout check reads it;
     ``None`` on the wait's first run."""
     ti = context["ti"]
     if AIRFLOW_V_3_0_PLUS:
-        started: datetime | None = ti.get_first_reschedule_date(context)  # type: ignore[union-attr]
-        return started
+        started: datetime | str | None = ti.get_first_reschedule_date(context)  # type: ignore[union-attr]
+        # 3.0's `dags test` hands the date over as ISO text.
+        return datetime.fromisoformat(started) if isinstance(started, str) else started
     from airflow.sensors.base import _orig_start_date  # 2.11's own helper for this very check
 
     first_try = (ti.max_tries or 0) - (ti.task.retries or 0) + 1

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_taskstatus.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.emulator.scripts import entity_ids
 from tests.dag_runs import REPO, demo, explain, run_in_parallel
@@ -120,11 +121,21 @@ def runs(
 
 def _sensor_failed(run: Run) -> bool:
     """The run fails with the sensor; a skipped sensor skips ``succeeded`` and the run succeeds."""
-    return run.result.state == "failed" and "the sensor succeeded" not in run.result.returned
+    return run.result.state == "failed" and run.result.returned == []
+
+
+#: Airflow 3.0's dag.test() hands a sensor's first reschedule date over as text, and its own
+#: BaseSensorOperator.execute then fails at the second run of the wait (apache/airflow#58777, fixed
+#: in 3.1): no rescheduled wait gets past its second poll in `airflow dags test` on 3.0.
+RESCHEDULE_BROKEN_IN_DAGS_TEST = pytest.mark.xfail(
+    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS, reason="apache/airflow#58777", strict=True
+)
 
 
 @pytest.mark.dags
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "mode", ["poke", pytest.param("reschedule", marks=RESCHEDULE_BROKEN_IN_DAGS_TEST), "deferrable"]
+)
 def test_a_dead_api_ends_the_wait_after_the_failure_budget_in_every_mode(
     runs: dict[str, Run], mode: str
 ) -> None:
@@ -144,10 +155,12 @@ def test_a_hanging_request_cannot_push_the_timeout_past_the_deadline(runs: dict[
     run = runs[f"hanging_{mode}"]
     assert _sensor_failed(run), explain(run.result)
     assert "did not finish within the sensor timeout" in (run.result.failure or ""), explain(run.result)
-    # The sensor started just before its first request: the deadline is at most this.
+    # The wait started just before its first request: the deadline is at most 5 s after it.
     deadline = run.requests[0]["time"] + HANGING_TIMEOUT
-    ended = float(run.result.returned[0])  # `ended`, the all_done task, ran right after the sensor
-    assert ended - deadline <= 1.0, f"ended {ended - deadline:.2f} s after the deadline"
+    concluded = re.search(r"Wait concluded at (\d+\.\d+)", run.result.output)
+    assert concluded is not None, explain(run.result)
+    late = float(concluded.group(1)) - deadline
+    assert late <= 1.0, f"the wait concluded {late:.2f} s after the deadline"
 
 
 @pytest.mark.dags
@@ -157,7 +170,7 @@ def test_never_fail_skips_a_failed_task_with_the_reason_in_every_mode(
 ) -> None:
     run = runs[f"never_fail_{mode}"]
     assert run.result.state == "success", explain(run.result)  # skipped, not failed
-    assert "the sensor succeeded" not in run.result.returned
+    assert run.result.returned == []
     assert "Skipping due to never_fail: Coze copy task 'user-never-fail-" in run.result.output
     assert "knowledge 'kb' (id 9): quota" in run.result.output
 
@@ -167,7 +180,7 @@ def test_never_fail_skips_a_failed_task_with_the_reason_in_every_mode(
 def test_soft_fail_skips_a_failed_task_with_the_reason(runs: dict[str, Run], mode: str) -> None:
     run = runs[f"soft_fail_{mode}"]
     assert run.result.state == "success", explain(run.result)
-    assert "the sensor succeeded" not in run.result.returned
+    assert run.result.returned == []
     assert "Skipping due to soft_fail: Coze copy task 'user-soft-fail-" in run.result.output
     assert "knowledge 'kb' (id 9): quota" in run.result.output
 

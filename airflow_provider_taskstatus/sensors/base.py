@@ -19,15 +19,11 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_taskstatus.compat import (
-    TaskStateStore,
-    deferral_timed_out,
-    task_state_store,
-    wait_started_at,
-)
+from airflow_provider_taskstatus.compat import deferral_timed_out, wait_started_at
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import DeadlineError, TaskStatusError, shorten, validate_task_id
 from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
+from airflow_provider_taskstatus.sensors.memory import RescheduledWait
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -45,9 +41,6 @@ TIMEOUT_SLACK = 0.1
 
 #: What ``soft_fail`` turns into a skip: the remote task failed, or the wait ran out of time.
 SOFT_FAILURES = (AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout)
-
-#: The task state store key of a rescheduled wait's tracker.
-WAIT_STATE_KEY = "taskstatus_wait"
 
 
 class TaskStatusSensor(BaseSensorOperator):
@@ -177,11 +170,7 @@ class TaskStatusSensor(BaseSensorOperator):
         return (self._started or time.time()) + self.timeout
 
     def poke(self, context: Context) -> PokeReturnValue:
-        # In reschedule mode every run is a new operator: what this try's earlier runs learnt is in
-        # the task state store, read once per poke and written only when it changes.
-        store = task_state_store(context) if self.reschedule and not self.deferrable else None
-        stored = self._recall(store, context["ti"].try_number) if store is not None else None
-        before = self._tracker.snapshot()
+        memory = RescheduledWait(context, self._tracker) if self.reschedule and not self.deferrable else None
         cut = False
         try:
             status = self.hook.get_task_status(self.remote_task_id, deadline=self._deadline)
@@ -191,24 +180,17 @@ class TaskStatusSensor(BaseSensorOperator):
         else:
             verdict, payload = self._tracker.on_status(status), status.payload
         if verdict.done or time.time() >= self._deadline - TIMEOUT_SLACK:
-            if store is not None and stored is not None:
-                store.delete(WAIT_STATE_KEY)
+            if memory is not None:
+                memory.forget()
             if not verdict.done:
                 # A poll the deadline cut short says nothing: name the one before it, if any.
                 last = self._last if cut and self._last else verdict.message
                 self._end(AirflowSensorTimeout(self._timeout_message(last)))
             return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
         self._last = verdict.message
-        if store is not None and (state := self._tracker.snapshot()) != before:
-            store.set(WAIT_STATE_KEY, {"try": context["ti"].try_number, "tracker": state})
+        if memory is not None:
+            memory.keep()
         return PokeReturnValue(is_done=False)
-
-    def _recall(self, store: TaskStateStore, try_number: int) -> dict[str, Any] | None:
-        """Restore the tracker from what this try's earlier runs stored; return what is stored (any try)."""
-        stored: dict[str, Any] | None = store.get(WAIT_STATE_KEY)
-        same_try = stored is not None and stored.get("try") == try_number
-        self._tracker.restore(stored["tracker"] if stored is not None and same_try else {})
-        return stored
 
     def execute(self, context: Context) -> Any:
         started = wait_started_at(context) if self.reschedule and not self.deferrable else None
