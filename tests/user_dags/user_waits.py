@@ -7,31 +7,39 @@ successful wait, so the run fails when the sensor fails and succeeds when it ski
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import dag, task
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
+from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
+
+
+class TimedCozeTrigger(CozeCopyTaskTrigger):
+    """Logs when its wait concluded: in deferrable mode that is the trigger's event, not the moment
+    Airflow has resumed the task (which takes it a second or more in `dags test`)."""
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in super().run():
+            self.log.info("Wait concluded at %.3f, deadline %.3f", time.time(), self.deadline)
+            yield event
 
 
 class TimedCozeSensor(CozeCopyTaskSensor):
-    """Logs when the wait concluded in failure (``poke`` or ``execute_complete`` raising), so that a
-    test can tell how late a timeout came without counting Airflow's own start-up of the next task."""
+    """Logs when its wait concluded (a poke raising, or its trigger's event), so that a test can
+    tell how late a timeout came without counting Airflow's own work after it."""
+
+    trigger_path = f"{__name__}.TimedCozeTrigger"
 
     def poke(self, context: Any) -> Any:
         try:
             return super().poke(context)
         except BaseException:
-            self.log.info("Wait concluded at %.3f", time.time())
-            raise
-
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        try:
-            return super().execute_complete(context, event)
-        except BaseException:
-            self.log.info("Wait concluded at %.3f", time.time())
+            self.log.info("Wait concluded at %.3f, deadline %.3f", time.time(), self._deadline)
             raise
 
 
