@@ -143,10 +143,10 @@ def test_reschedule_mode_gives_up_after_the_failure_budget(
 
     state, tis = scenario.finish(real_airflow)
 
+    log = scenario.sensor_log(real_airflow)
     assert state == "failed", _states(tis)
     # Three polls, each a run of its own after a reschedule: the count carried over between them.
-    assert [r["http_status"] for r in scenario.requests(real_airflow)] == [503, 503, 503]
-    log = scenario.sensor_log(real_airflow)
+    assert [r["http_status"] for r in scenario.requests(real_airflow)] == [503, 503, 503], log
     assert "Poll failed (2 of 3 allowed in a row)" in log
     assert "Gave up after 3 consecutive failed polls" in log
 
