@@ -13,6 +13,7 @@ from pathlib import Path
 #: Which kind of test a test file is, by its path; anything else is a unit test.
 KINDS = {
     "tests/test_example_dags.py": "DAGs",
+    "tests/test_user_dags.py": "DAGs",
     "tests/e2e/": "e2e",
     "tests/browser/": "browser",
     "tests/test_connection_rest.py": "REST",
