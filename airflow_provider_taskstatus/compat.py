@@ -26,15 +26,12 @@ AIRFLOW_V_3_0_PLUS = _RELEASE >= (3, 0, 0)
 AIRFLOW_V_3_1_PLUS = _RELEASE >= (3, 1, 0)
 #: Connection forms from provider info (``conn-fields``); before it, from the hook class.
 AIRFLOW_V_3_2_PLUS = _RELEASE >= (3, 2, 0)
-#: ``context["task_state_store"]`` (AIP-103).
-AIRFLOW_V_3_3_PLUS = _RELEASE >= (3, 3, 0)
 
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
-    "AIRFLOW_V_3_3_PLUS",
     "TaskStateStore",
     "aget_connection",
     "amask_secret",

@@ -15,6 +15,7 @@ from airflow_provider_taskstatus.models.base import (
     State,
     TaskStatus,
     TaskStatusError,
+    shorten,
 )
 
 EventStatus = Literal["success", "failed", "error", "timeout", "execution_timeout"]
@@ -50,6 +51,11 @@ def judge(status: TaskStatus, *, allow_partial: bool = False) -> Verdict:
     if status.state in (State.FAILED, State.CANCELLED):
         return Verdict(True, "failed", status.message)
     return Verdict(False, None, status.message)
+
+
+def timeout_message(api: str, task_id: str, limit: str, last: str) -> str:
+    """How a wait that ran out of time says so, in poke mode and in the trigger alike."""
+    return f"{api} task {shorten(task_id)!r} did not finish within the {limit}; last status: {last}"
 
 
 def event(verdict: Verdict, payload: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_taskstatus.compat import deferral_timed_out, wait_started_at
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import DeadlineError, TaskStatusError, shorten, validate_task_id
-from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict
+from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict, timeout_message
 from airflow_provider_taskstatus.sensors.memory import RescheduledWait
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 
@@ -165,12 +165,17 @@ class TaskStatusSensor(BaseSensorOperator):
     # -- the wait ----------------------------------------------------------------------------
 
     @property
+    def _rescheduled(self) -> bool:
+        """Each poll a run of its own: Airflow ignores ``mode`` for a deferrable sensor."""
+        return self.reschedule and not self.deferrable
+
+    @property
     def _deadline(self) -> float:
         """Epoch seconds the sensor timeout ends at."""
         return (self._started or time.time()) + self.timeout
 
     def poke(self, context: Context) -> PokeReturnValue:
-        memory = RescheduledWait(context, self._tracker) if self.reschedule and not self.deferrable else None
+        memory = RescheduledWait(context, self._tracker) if self._rescheduled else None
         cut = False
         try:
             status = self.hook.get_task_status(self.remote_task_id, deadline=self._deadline)
@@ -185,7 +190,12 @@ class TaskStatusSensor(BaseSensorOperator):
             if not verdict.done:
                 # A poll the deadline cut short says nothing: name the one before it, if any.
                 last = self._last if cut and self._last else verdict.message
-                self._end(AirflowSensorTimeout(self._timeout_message(last)))
+                limit = f"sensor timeout ({self.timeout:g} s)"
+                self._end(
+                    AirflowSensorTimeout(
+                        timeout_message(self.hook.api.name, self.remote_task_id, limit, last)
+                    )
+                )
             return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict, payload))
         self._last = verdict.message
         if memory is not None:
@@ -193,7 +203,7 @@ class TaskStatusSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=False)
 
     def execute(self, context: Context) -> Any:
-        started = wait_started_at(context) if self.reschedule and not self.deferrable else None
+        started = wait_started_at(context) if self._rescheduled else None
         self._started = started.timestamp() if started is not None else time.time()
         if not self.deferrable:
             return super().execute(context)
@@ -252,12 +262,6 @@ class TaskStatusSensor(BaseSensorOperator):
         return self._conclude(verdict, event.get("payload"))
 
     # -- outcomes ----------------------------------------------------------------------------
-
-    def _timeout_message(self, last: str) -> str:
-        return (
-            f"{self.hook.api.name} task {shorten(self.remote_task_id)!r} did not finish within the sensor timeout "
-            f"({self.timeout:g} s); last status: {last}"
-        )
 
     def _conclude(self, verdict: Verdict, payload: dict[str, Any] | None) -> Any:
         """The one place a verdict becomes an outcome, in every mode."""

@@ -12,7 +12,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import TaskStatusError, shorten
-from airflow_provider_taskstatus.models.outcome import EventStatus, PollTracker, Verdict, event
+from airflow_provider_taskstatus.models.outcome import (
+    EventStatus,
+    PollTracker,
+    Verdict,
+    event,
+    timeout_message,
+)
 from airflow_provider_taskstatus.transport import aio  # noqa: F401  aiohttp's cold import: see aio
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.triggers import wheel
@@ -172,10 +178,7 @@ class _Wait(PollTracker, wheel.Waiter):
 
     def _time_out(self) -> None:
         """End the wait with the limit's event, naming the last status seen."""
-        message = (
-            f"{self.hook.api.name} task {shorten(self.trigger.remote_task_id)!r} did not finish within "
-            f"the {self.limit}; last status: {self.last}"
-        )
+        message = timeout_message(self.hook.api.name, self.trigger.remote_task_id, self.limit, self.last)
         self.event = TriggerEvent(event(Verdict(True, self.ending, message), self._last_payload()))
 
     def _last_payload(self) -> dict[str, Any] | None:
