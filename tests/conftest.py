@@ -32,7 +32,18 @@ BAD_TRUEWATCH_KEY = "tw_wrong_key_SECRET456"
 def _set_connections(base_url: str) -> dict[str, str]:
     conns = {
         "coze_default": {"conn_type": "coze", "host": base_url, "password": DEFAULT_COZE_TOKEN},
-        "truewatch_default": {"conn_type": "truewatch", "host": base_url, "password": DEFAULT_TRUEWATCH_KEY},
+        # Unpaced (0): the suite polls every few ms; "truewatch_documented" has the API's own budget.
+        "truewatch_default": {
+            "conn_type": "truewatch",
+            "host": base_url,
+            "password": DEFAULT_TRUEWATCH_KEY,
+            "extra": {"requests_per_minute": 0},
+        },
+        "truewatch_documented": {
+            "conn_type": "truewatch",
+            "host": base_url,
+            "password": DEFAULT_TRUEWATCH_KEY,
+        },
         "coze_bad_token": {"conn_type": "coze", "host": base_url, "password": BAD_COZE_TOKEN},
         "truewatch_bad_key": {"conn_type": "truewatch", "host": base_url, "password": BAD_TRUEWATCH_KEY},
         "coze_no_token": {"conn_type": "coze", "host": base_url},

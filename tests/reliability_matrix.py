@@ -9,7 +9,9 @@ mode the sensor really defers before meeting it:
 
 - *burst*: the fault answers twice, then the task succeeds: a poll's retries ride it out;
 - *persistent*: the fault answers every request from then on;
-- *fatal*: the fault answers once; the wait must end at once.
+- *fatal*: the fault answers once; the wait must end at once;
+- *limited*: a rate limit answers every request from then on: the service is up and busy, so the
+  wait goes on, paced, until the sensor timeout (:data:`LIMITED_TIMEOUT` here).
 
 Counts assume the default request policy (``max_retries=2``, ``max_consecutive_failures=5``).
 """
@@ -26,6 +28,8 @@ MAX_RETRIES = 2
 MAX_CONSECUTIVE_FAILURES = 5
 #: The client timeout for the slow-answer rows; the emulator answers later than that.
 SLOW_TIMEOUT = 0.3
+#: The sensor timeout of the *limited* rows, in seconds.
+LIMITED_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Row:
     fault: str
     api: str
     step: dict[str, Any]
-    kind: str  # "burst" | "persistent" | "fatal"
+    kind: str  # "burst" | "persistent" | "fatal" | "limited"
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -43,15 +47,15 @@ class Row:
 
     @property
     def outcome(self) -> str:
-        return "success" if self.kind == "burst" else "error"
+        return {"burst": "success", "limited": "timeout"}.get(self.kind, "error")
 
     @property
     def requests(self) -> int:
-        """Exact requests: one "running" poll, then the fault's cost."""
+        """Exact requests: one "running" poll, then the fault's cost (for *limited*: the fewest)."""
         per_poll = MAX_RETRIES + 1
-        return (
-            1 + {"burst": per_poll, "persistent": MAX_CONSECUTIVE_FAILURES * per_poll, "fatal": 1}[self.kind]
-        )
+        cost = {"burst": per_poll, "persistent": MAX_CONSECUTIVE_FAILURES * per_poll, "fatal": 1}
+        # A limited wait outlives the failure budget: more requests than a persistent fault's.
+        return 1 + cost.get(self.kind, MAX_CONSECUTIVE_FAILURES * per_poll + 1)
 
     @property
     def id(self) -> str:
@@ -159,8 +163,9 @@ ROWS: list[Row] = [
         "ft.TriggerApiAkCurrentLimiting that never ends",
         TRUEWATCH,
         {"errorCode": "ft.TriggerApiAkCurrentLimiting"},
-        "persistent",
+        "limited",
     ),
+    Row("code 4020 (requests per minute) that never ends", COZE, {"code": 4020}, "limited"),
 ]
 
 #: How each kind of fault ends, in both modes.
@@ -168,8 +173,14 @@ OUTCOMES = {
     "burst": "success, after the retries of one poll",
     "persistent": f"failed after {MAX_CONSECUTIVE_FAILURES} failed polls in a row (`TaskStatusError`, normal task retries)",
     "fatal": "failed at once (`TaskStatusError`, normal task retries), no further request",
+    "limited": "keeps waiting, paced slower, until the sensor timeout (`AirflowSensorTimeout`): a rate limit is not a failed poll",
 }
-PATTERNS = {"burst": "×2, then done", "persistent": "on every answer", "fatal": "once"}
+PATTERNS = {
+    "burst": "×2, then done",
+    "persistent": "on every answer",
+    "fatal": "once",
+    "limited": "on every answer",
+}
 
 
 def render_table() -> str:
@@ -180,9 +191,8 @@ def render_table() -> str:
     ]
     for row in ROWS:
         api = "Coze" if row.api == COZE else "TrueWatch"
-        lines.append(
-            f"| {row.fault} ({PATTERNS[row.kind]}) | {api} | {OUTCOMES[row.kind]} | {row.requests} / {row.requests} |"
-        )
+        count = f"{row.requests} / {row.requests}" if row.kind != "limited" else "as paced, until the timeout"
+        lines.append(f"| {row.fault} ({PATTERNS[row.kind]}) | {api} | {OUTCOMES[row.kind]} | {count} |")
     return "\n".join(lines)
 
 

@@ -46,7 +46,9 @@ def slow_emulator() -> Iterator[EmulatorServer]:
 def slow(slow_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
     slow_emulator.reset()
     for api, secret in (("coze", DEFAULT_COZE_TOKEN), ("truewatch", DEFAULT_TRUEWATCH_KEY)):
+        # Unpaced (0): these tests time the deadline, not TrueWatch's default pacing.
         conn = {"conn_type": api, "host": slow_emulator.base_url, "password": secret}
+        conn["extra"] = {"requests_per_minute": 0}
         monkeypatch.setenv(f"AIRFLOW_CONN_{api.upper()}_SLOW", json.dumps(conn))
         paced = {**conn, "extra": {"requests_per_minute": 6}}
         monkeypatch.setenv(f"AIRFLOW_CONN_{api.upper()}_SLOW_PACED", json.dumps(paced))

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
-from tests.reliability_matrix import COZE, ROWS, SLOW_TIMEOUT, Row, render_table
+from tests.reliability_matrix import COZE, LIMITED_TIMEOUT, ROWS, SLOW_TIMEOUT, Row, render_table
 from tests.sensor_runner import MODES, QuickCozeSensor, QuickTrueWatchSensor, run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -18,7 +19,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def sensor(row: Row) -> QuickCozeSensor | QuickTrueWatchSensor:
     # Default retry counts (the table's figures assume them); short waits to keep the suite fast.
-    timing = {"poke_interval": 0.02, "timeout": 60, "retry_backoff": 0.02, "max_retry_backoff": 0.1}
+    timeout = LIMITED_TIMEOUT if row.kind == "limited" else 60
+    timing = {"poke_interval": 0.02, "timeout": timeout, "retry_backoff": 0.02, "max_retry_backoff": 0.1}
     slow = "delay" in row.step
     timing["request_timeout"] = SLOW_TIMEOUT if slow else 5
     if row.api == COZE:
@@ -35,6 +37,9 @@ def test_fault(emulator: EmulatorServer, row: Row, mode: str) -> None:
         xcom = run(sensor(row), mode)
         assert isinstance(xcom, dict)
         assert xcom.get("task_status", xcom.get("status")) in ("successful", "ok")
+    elif row.outcome == "timeout":
+        with pytest.raises(AirflowSensorTimeout):
+            run(sensor(row), mode)
     else:
         with pytest.raises(TaskStatusError) as caught:
             run(sensor(row), mode)
@@ -45,7 +50,12 @@ def test_fault(emulator: EmulatorServer, row: Row, mode: str) -> None:
         assert elapsed >= 2 * 0.95, "each Retry-After: 1 was honoured"
     if "delay" in row.step:
         time.sleep(row.step["delay"])  # the emulator logs a slow request when it finally answers
-    assert len(emulator.requests(task_id="r")) == row.requests
+    if row.kind == "limited":
+        # It outlived the failure budget (more polls than a persistent fault gets), at a slowing pace.
+        assert len(emulator.requests(task_id="r")) >= row.requests
+        assert elapsed >= LIMITED_TIMEOUT * 0.9  # the sensor timeout, not the failure budget, ended it
+    else:
+        assert len(emulator.requests(task_id="r")) == row.requests
 
 
 def test_readme_holds_the_table() -> None:

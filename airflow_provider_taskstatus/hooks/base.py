@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from airflow_provider_taskstatus.models.base import (
 )
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.sync import SyncTransport
-from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, throttle_for
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, budget, throttle_for
 
 if TYPE_CHECKING:
     import requests
@@ -105,7 +106,7 @@ class TaskStatusHook(BaseHook):
             base_url = self.api.base_url(conn.host or None, conn.port or None, extra)
         except ValueError as error:
             raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
-        rate = _requests_per_minute(self.conn_id, extra)
+        rate = budget(self.api.requests_per_minute, _requests_per_minute(self.conn_id, extra))
         throttle = throttle_for(account_key(self.api.name, base_url, conn.password), rate)
         return Endpoint(base_url, self.api.auth_headers(conn.password), throttle)
 
@@ -224,16 +225,17 @@ _TEST_HINTS = {
 
 
 def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:
-    """The account's optional request budget, from the connection extra ``requests_per_minute``."""
+    """The connection extra ``requests_per_minute``: the account's budget (0: none); None if unset."""
     value = extra.get("requests_per_minute")
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
         rate = float(value)
     except (TypeError, ValueError):
-        rate = 0.0
-    if rate <= 0:
+        rate = math.nan
+    if not rate >= 0 or math.isinf(rate) or isinstance(value, bool):
         raise TaskStatusError(
-            f"Connection {conn_id!r}: extra requests_per_minute must be a positive number, got {value!r}."
+            f"Connection {conn_id!r}: extra requests_per_minute must be a number of requests a minute "
+            f"(0: no pacing), got {value!r}."
         )
     return rate

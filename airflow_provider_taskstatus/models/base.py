@@ -122,6 +122,8 @@ class StatusApi(Protocol):
     name: str
     #: What the API calls its request id in error reports, e.g. "logid".
     request_id_label: str
+    #: The request budget the API documents per account (credential), if it documents one.
+    requests_per_minute: float | None
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         """The API root from a connection's fields; ``ValueError`` says what to fix."""

@@ -40,7 +40,15 @@ CODE_KINDS = {
     4101: ErrorKind.AUTH,
     4200: ErrorKind.NOT_FOUND,
     4013: ErrorKind.RATE_LIMITED,
+    4020: ErrorKind.RATE_LIMITED,  # requests per minute
+    4008: ErrorKind.RATE_LIMITED,  # the day's quota is used up
+    4009: ErrorKind.RATE_LIMITED,  # a system-wide limit
 }
+
+#: Seconds the account pauses on a rate limit that no ``Retry-After`` times: a used-up daily
+#: quota or a system-wide limit does not clear within seconds, and each poll meanwhile would be
+#: one more rejected request. A per-minute limit needs no pause: the pacing slows down instead.
+RATE_LIMIT_PAUSES = {4008: 300.0, 4009: 60.0}
 
 HINTS = {
     ErrorKind.AUTH: (
@@ -79,6 +87,8 @@ def describe_failures(reasons: Any) -> str:
 class CozeApi:
     name = "Coze"
     request_id_label = "logid"
+    #: Coze publishes no per-minute figure: unpaced until a rate limit says otherwise.
+    requests_per_minute: float | None = None
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         return normalize_base_url(host or DEFAULT_HOST, port, STATUS_PATH)
@@ -101,9 +111,12 @@ class CozeApi:
         label = self.request_id_label
         if code != 0:
             kind = kind_for_code(code, response.status)
-            raise envelope_error(
+            error = envelope_error(
                 self.name, label, kind, str(code), body.get("msg"), HINTS.get(kind), response, logid
             )
+            if error.retry_after is None:
+                error.retry_after = RATE_LIMIT_PAUSES.get(code)
+            raise error
         data, remote = status_object(body, "data", "task_status", self.name, label, response, logid)
         state = STATES.get(remote, State.UNKNOWN)
         return TaskStatus(state, remote, self._message(task_id, state, remote, data, logid), data, logid)

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, get_args
 from airflow_provider_taskstatus.models.base import (
     ApiError,
     DeadlineError,
+    ErrorKind,
     State,
     TaskStatus,
     TaskStatusError,
@@ -111,11 +112,15 @@ class PollTracker:
         """Fatal errors end the wait at once; transient ones only after a run of failed polls.
 
         A transient error at the wait's ``deadline`` (epoch seconds), or a request the deadline cut
-        short, counts for nothing: the deadline, not the failure budget, ends that wait.
+        short, counts for nothing: the deadline, not the failure budget, ends that wait. Nor does a
+        rate limit: the service is up and busy, and the pacing has slowed down for it.
         """
         if not (isinstance(error, ApiError) and error.retryable):
             return Verdict(True, "error", str(error))
         if isinstance(error, DeadlineError) or (deadline is not None and time.time() >= deadline):
+            return Verdict(False, None, str(error))
+        if error.kind is ErrorKind.RATE_LIMITED:
+            self.log.info("Rate limited (not counted as a failed poll), will poll again: %s", error)
             return Verdict(False, None, str(error))
         self.consecutive_failures += 1
         if self.consecutive_failures >= self.max_consecutive_failures:

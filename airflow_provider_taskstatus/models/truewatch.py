@@ -99,6 +99,8 @@ def resource_failures(content: Mapping[str, Any]) -> str | None:
 class TrueWatchApi:
     name = "TrueWatch"
     request_id_label = "traceId"
+    #: Per API key (Guance's API-limit page; 200 a minute per workspace).
+    requests_per_minute: float | None = 20.0
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         site = extra.get("site") or None

@@ -72,8 +72,6 @@ class TaskStatusSensor(BaseSensorOperator):
     #: A status API is not worth polling faster; below this a typo (0, or milliseconds taken for
     #: seconds) would flood it.
     min_poke_interval: ClassVar[float] = 1.0
-    #: The request budget the API documents per account, if any: one sensor alone should not break it.
-    documented_requests_per_minute: ClassVar[float | None] = None
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -123,7 +121,7 @@ class TaskStatusSensor(BaseSensorOperator):
                 f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s is below "
                 f"{self.min_poke_interval:g} s; poke_interval is in seconds (or a timedelta)."
             )
-        budget = self.documented_requests_per_minute
+        budget = self.hook_class.api.requests_per_minute
         if budget and 60.0 / interval > budget:
             warnings.warn(
                 f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s alone makes "

@@ -27,7 +27,6 @@ class TrueWatchActionSensor(TaskStatusSensor):
     task_id_field = "action_task_id"
     conn_id_field = "truewatch_conn_id"
     default_poke_interval = 10.0
-    documented_requests_per_minute = 20.0
 
     def __init__(
         self,

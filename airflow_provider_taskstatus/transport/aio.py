@@ -26,13 +26,9 @@ import yarl
 from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse
 from airflow_provider_taskstatus.models.failures import deadline_error, request_error, timeout_error
 from airflow_provider_taskstatus.models.hosts import origin
-from airflow_provider_taskstatus.transport.policy import (
-    RetryPolicy,
-    monotonic_deadline,
-    request_timeout,
-    slot_wait,
-)
+from airflow_provider_taskstatus.transport.policy import RetryPolicy, monotonic_deadline, request_timeout
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
+from airflow_provider_taskstatus.transport.turnstile import Turnstile
 
 T = TypeVar("T")
 
@@ -63,6 +59,8 @@ class Pool:
     answers: int = 0
     #: One semaphore per origin, as wide as the connector's per-host limit.
     lanes: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    #: Where each account's requests take turns for its pace.
+    turnstiles: dict[AccountThrottle, Turnstile] = field(default_factory=dict)
 
     def remember(self, key: _Key, result: Any) -> None:
         now = time.monotonic()
@@ -82,6 +80,12 @@ class Pool:
         if lane is None:
             lane = self.lanes[where] = asyncio.Semaphore(LIMIT_PER_HOST)
         return lane
+
+    def turnstile(self, throttle: AccountThrottle) -> Turnstile:
+        turnstile = self.turnstiles.get(throttle)
+        if turnstile is None:
+            turnstile = self.turnstiles[throttle] = Turnstile(throttle, asyncio.get_running_loop())
+        return turnstile
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
@@ -205,14 +209,17 @@ async def _fetch(
     until: float | None,
 ) -> T:
     retrying = None  # made on the first failure only: most polls have none
+    turnstile = pool.turnstile(throttle)
     while True:
-        await asyncio.sleep(slot_wait(throttle, until, url))
+        await turnstile.turn(until, url)
         try:
             async with pool.lane(url):
                 # Cut after the lane: the time spent queueing for a connection counts too.
                 timeout = request_timeout(policy.timeout, until, url)
                 response = await _send(pool.session, url, headers, timeout, cut=timeout < policy.timeout)
-            return interpret(response)
+            result = interpret(response)
+            throttle.accepted()
+            return result
         except ApiError as error:
             retrying = retrying or policy.start(throttle)
             await asyncio.sleep(retrying.backoff(error, until))

@@ -81,8 +81,9 @@ class Retrying:
         """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent,
         annotated when the wait would end past ``until`` (monotonic seconds).
 
-        A rate limit pauses the whole account (through its throttle), even when this request gives
-        up: the pause then applies to the account's next request, whoever sends it.
+        A rate limit slows the whole account (through its throttle), even when this request gives
+        up: the slower pace, and any ``Retry-After`` pause, then apply to the account's next request,
+        whoever sends it.
         """
         if isinstance(error, DeadlineError):
             raise error  # out of time: another try has none either
@@ -91,7 +92,8 @@ class Retrying:
         if error.retry_after is not None:
             delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
         if error.kind is ErrorKind.RATE_LIMITED:
-            self.throttle.block(self.clock(), delay)
+            pause = None if error.retry_after is None else min(error.retry_after, MAX_RETRY_AFTER)
+            self.throttle.limited(self.clock(), pause)
         if not error.retryable or self.retries >= self.policy.max_retries:
             raise error
         if until is not None and self.clock() + delay >= until:

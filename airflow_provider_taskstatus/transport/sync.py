@@ -52,7 +52,9 @@ class SyncTransport:
             time.sleep(slot_wait(throttle, until, url))
             try:
                 timeout = request_timeout(self.policy.timeout, until, url)
-                return interpret(self._send(url, headers, timeout))
+                result = interpret(self._send(url, headers, timeout))
+                throttle.accepted()
+                return result
             except ApiError as error:
                 time.sleep(retrying.backoff(error, until))
 

@@ -1,28 +1,78 @@
 """Per-account pacing, shared by every request of one account in this process.
 
-Two rules: after a rate limit, the whole account waits (not only the poll that was told off); and an
-optional ``requests_per_minute`` spaces requests out before the server has to reject them. The
-state is plain arithmetic on a clock value, so the sync and async transports share it.
+Each account (API, endpoint and secret) has a rate, in requests per minute, that this process keeps
+to. It starts at the account's budget (:func:`budget`) and adapts to the answers the server gives:
+
+- a rate-limit answer halves the rate in use (at most once per :data:`COOLDOWN`), and a
+  ``Retry-After`` pauses the whole account;
+- every accepted request grows the rate by :data:`GROWTH` of a request per minute, i.e. by 2 % a
+  minute while the account keeps sending, up to the budget.
+
+That is how several processes (triggerers, workers) share one budget without knowing of each other:
+a process that sends more meets more of the rejections and halves from higher up, so their rates
+converge to about a share each, and the slow growth keeps the rejections rare once they have (the
+README's "Request budgets" section has the measurements). The state is plain arithmetic on a clock
+value, so the sync and async transports share it; the async transport queues its callers in a
+:class:`~airflow_provider_taskstatus.transport.turnstile.Turnstile` so that they take turns.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import math
 import threading
+
+#: Each accepted request adds this to the rate (requests per minute): a process sending r a minute
+#: grows r x 2 % a minute. Slow on purpose: a dozen processes on one budget then meet a rejection
+#: every few minutes between them; a process alone gets back to the budget within the hour.
+GROWTH = 0.02
+#: On a rate limit, the rate in use is multiplied by this.
+DECREASE = 0.5
+#: Seconds after a decrease during which further rate limits cut nothing more: they answer requests
+#: sent before the cut (and a retry of the same poll), not the new rate.
+COOLDOWN = 20.0
+#: The slowest pace (requests per minute): one request every 5 minutes, so that a crowded account
+#: still reaches every wait; the sensor's timeout bounds the rest.
+MIN_RATE = 0.2
+#: Share of an API's documented budget a process paces at by default: room for clock jitter,
+#: a console user, and the server's window not lining up with ours.
+DOCUMENTED_SHARE = 0.9
+#: Sends remembered to measure the rate in use (a poke-mode sensor sends slower than its rate).
+RECENT_SENDS = 8
 
 
 class AccountThrottle:
+    """The pacing state of one account in this process; thread-safe.
+
+    :param requests_per_minute: the budget, the highest rate this process paces at; ``None`` for an
+        account without one, which then goes unpaced until a rate limit says otherwise.
+    """
+
     def __init__(self, requests_per_minute: float | None = None) -> None:
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self._blocked_until = 0.0
-        self.interval = 0.0
-        self.set_rate(requests_per_minute)
+        self._last_cut = -math.inf
+        self._sent: collections.deque[float] = collections.deque(maxlen=RECENT_SENDS)
+        self.ceiling = math.inf
+        self.rate = math.inf
+        self.limits = 0
+        self.set_budget(requests_per_minute)
 
-    def set_rate(self, requests_per_minute: float | None) -> None:
+    def set_budget(self, requests_per_minute: float | None) -> None:
+        """The highest rate; a lower one in use stays (the server has said so), a higher one is cut."""
         if requests_per_minute is not None and requests_per_minute <= 0:
             raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
-        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        with self._lock:
+            self.ceiling = requests_per_minute or math.inf
+            if self.limits == 0 or self.rate > self.ceiling:
+                self.rate = self.ceiling
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the current rate."""
+        return 60.0 / self.rate
 
     def reserve(self, now: float, until: float | None = None) -> float | None:
         """Take the next free slot; return how many seconds to wait for it.
@@ -34,13 +84,53 @@ class AccountThrottle:
             start = max(now, self._blocked_until, self._next_slot)
             if until is not None and start >= until:
                 return None
-            self._next_slot = start + self.interval
+            self._next_slot = start + 60.0 / self.rate
+            self._sent.append(start)
             return start - now
 
+    def free_at(self, now: float) -> float:
+        """When the next slot opens (``now`` if it is open)."""
+        with self._lock:
+            return max(now, self._blocked_until, self._next_slot)
+
+    def accepted(self) -> None:
+        """The server took a request: the rate grows, up to the budget."""
+        with self._lock:
+            if self.rate < self.ceiling:
+                self.rate = min(self.ceiling, self.rate + GROWTH)
+
+    def limited(self, now: float, pause: float | None = None) -> None:
+        """The server answered a rate limit: cut the rate in use; with ``pause``, nobody sends for that long."""
+        with self._lock:
+            self.limits += 1
+            if pause:
+                self._blocked_until = max(self._blocked_until, now + pause)
+            if now - self._last_cut < COOLDOWN:
+                return
+            self._last_cut = now
+            self.rate = max(MIN_RATE, DECREASE * min(self.rate, self._rate_in_use()))
+            # Requests already spaced at the old rate wait for the new one.
+            self._next_slot = max(self._next_slot, now + 60.0 / self.rate)
+
     def block(self, now: float, seconds: float) -> None:
-        """The account was rate limited: nobody sends for ``seconds``."""
+        """Nobody sends for ``seconds``."""
         with self._lock:
             self._blocked_until = max(self._blocked_until, now + seconds)
+
+    def _rate_in_use(self) -> float:
+        """Requests per minute actually sent lately: a slow poller cuts from its pace, not its budget."""
+        sent = self._sent
+        if len(sent) < 2 or sent[-1] <= sent[0]:
+            return self.rate if self.rate < math.inf else 60.0
+        return 60.0 * (len(sent) - 1) / (sent[-1] - sent[0])
+
+
+def budget(documented: float | None, configured: float | None) -> float | None:
+    """The rate a process paces an account at: the connection's ``requests_per_minute`` if set (0:
+    none), else a share of what the API documents, else none."""
+    if configured is not None:
+        return configured or None
+    return documented * DOCUMENTED_SHARE if documented else None
 
 
 _throttles: dict[str, AccountThrottle] = {}
@@ -54,13 +144,13 @@ def account_key(api: str, base_url: str, secret: str) -> str:
 
 
 def throttle_for(key: str, requests_per_minute: float | None = None) -> AccountThrottle:
-    """The process-wide throttle of an account (the latest configured rate wins)."""
+    """The process-wide throttle of an account (the latest configured budget wins)."""
     with _registry_lock:
         throttle = _throttles.get(key)
         if throttle is None:
             throttle = _throttles[key] = AccountThrottle(requests_per_minute)
-        else:
-            throttle.set_rate(requests_per_minute)
+        elif throttle.ceiling != (requests_per_minute or math.inf):
+            throttle.set_budget(requests_per_minute)
         return throttle
 
 
