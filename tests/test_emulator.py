@@ -393,6 +393,7 @@ def test_control_requests_filters_and_reset(emulator: EmulatorServer) -> None:
         "query_string",
         "http_status",
         "auth_valid",
+        "limited",
         "time",
         "peer",
         "conn",
@@ -628,6 +629,9 @@ def test_stats_counts_requests_and_connections(emulator: EmulatorServer) -> None
         "peers": 3,
         "by_api": {"coze": 3, "truewatch": 1, "http": 1},
         "by_status": {"200": 4, "404": 1},
+        "rejected": 0,
+        "rejected_by_api": {},
+        "rejected_by_limit": {},
     }
     later = requests.get(emulator.base_url + "/_emulator/stats", params={"since": middle}, timeout=5).json()
     assert (later["requests"], later["connections"], later["new_connections"]) == (2, 2, 2)

@@ -23,6 +23,7 @@ COZE_STEP_KEYS = [
     "msg",
     "repeat",
     "reset",
+    "seconds",
     "source_entity_id",
     "target_entity_id",
     "target_workspace_id",
@@ -41,6 +42,7 @@ TRUEWATCH_STEP_KEYS = [
     "message",
     "repeat",
     "reset",
+    "seconds",
     "status",
     "truncate",
 ]

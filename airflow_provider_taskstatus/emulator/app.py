@@ -3,7 +3,9 @@
 Coze and TrueWatch paths do not overlap, so one server serves both. It also answers two stand-ins
 the benchmark (``benchmarks/``) polls with the peers' triggers: dbt Cloud's run-status path and a
 plain URL for Airflow's ``HttpSensorTrigger``; each answers "running" until its id is *flipped*.
-State lives in :mod:`.state`; the control endpoints in :mod:`.control`.
+State lives in :mod:`.state`; the control endpoints in :mod:`.control`; request budgets in
+:mod:`.limits` (checked after authentication and before the task lookup, so a refused request
+consumes no step).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ HTTP_PATH = "/bench/http/{item_id}"
 DBT_RUNNING, DBT_SUCCESS = 3, 10
 JSON_TYPE = "application/json; charset=utf-8"
 
-_COZE_HTTP_STATUS = {4000: 400, 4100: 401, 4101: 403, 4200: 404, 4013: 429}
+#: 4008 (daily quota), 4009 (system-wide) and 4020 (per minute) are rate limits whose HTTP status Coze
+#: does not document: 429 here, like 4013.
+_COZE_HTTP_STATUS = {4000: 400, 4100: 401, 4101: 403, 4200: 404, 4013: 429, 4008: 429, 4009: 429, 4020: 429}
 _TRUEWATCH_HTTP_STATUS = {
     "ft.TriggerApiAkCurrentLimiting": 401,
     "ft.TriggerApiWorkspaceCurrentLimiting": 401,
@@ -78,13 +82,17 @@ async def coze_status(request: web.Request) -> web.Response:
     def envelope(code: int, msg: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"code": code, "msg": msg, "data": data, "detail": {"logid": logid}}
 
+    state = request.app[STATE]
     token = request.headers.get("Authorization", "")
-    auth_ok = token.startswith("Bearer ") and token[len("Bearer ") :] in request.app[STATE].coze_tokens
-    played = request.app[STATE].advance(COZE, task_id) if auth_ok and "/" not in raw_segment else None
+    auth_ok = token.startswith("Bearer ") and token[len("Bearer ") :] in state.coze_tokens
+    refused = state.limiter.admit(COZE, token[len("Bearer ") :]) if auth_ok else None
+    played = state.advance(COZE, task_id) if auth_ok and not refused and "/" not in raw_segment else None
     step: Step = {}
     answer: _Answer | None = None
     if not auth_ok:
         answer = 401, envelope(4100, "authentication is invalid: check the access token and the API region")
+    elif refused is not None:
+        answer = refused.http_status, envelope(int(refused.code), refused.message)
     elif played is None:
         answer = 404, envelope(4200, f"copy task {task_id} not found")
     else:
@@ -98,7 +106,10 @@ async def coze_status(request: web.Request) -> web.Response:
             code = int(step["code"])
             status = int(step.get("http_status", _COZE_HTTP_STATUS.get(code, 200)))
             answer = status, envelope(code, str(step.get("msg", f"emulated error {code}")))
-    return await _respond(request, COZE, task_id, auth_ok, arrived, step, answer, {"x-tt-logid": logid})
+    limited = refused.scope if refused else None
+    return await _respond(
+        request, COZE, task_id, auth_ok, arrived, step, answer, {"x-tt-logid": logid}, limited
+    )
 
 
 async def truewatch_status(request: web.Request) -> web.Response:
@@ -118,12 +129,17 @@ async def truewatch_status(request: web.Request) -> web.Response:
         body = {"code": status, "content": content, "errorCode": error_code, "message": message}
         return status, {**body, "success": success, "traceId": trace_id}
 
-    auth_ok = request.headers.get("DF-API-KEY", "") in request.app[STATE].truewatch_keys
-    played = request.app[STATE].advance(TRUEWATCH, task_id) if auth_ok and task_id else None
+    state = request.app[STATE]
+    key = request.headers.get("DF-API-KEY", "")
+    auth_ok = key in state.truewatch_keys
+    refused = state.limiter.admit(TRUEWATCH, key) if auth_ok else None
+    played = state.advance(TRUEWATCH, task_id) if auth_ok and not refused and task_id else None
     step: Step = {}
     answer: _Answer | None = None
     if not auth_ok:
         answer = envelope(403, None, "ft.InvalidAPIKey", "invalid DF-API-KEY")
+    elif refused is not None:
+        answer = envelope(refused.http_status, None, str(refused.code), refused.message)
     elif not task_id:
         answer = envelope(400, None, "ft.ParamError", "taskId is required")
     elif played is None:
@@ -139,9 +155,9 @@ async def truewatch_status(request: web.Request) -> web.Response:
             code = str(step["errorCode"])
             status = int(step.get("http_status", _TRUEWATCH_HTTP_STATUS.get(code, 400)))
             answer = envelope(status, None, code, str(step.get("message", f"emulated error {code}")))
-    return await _respond(
-        request, TRUEWATCH, task_id, auth_ok, arrived, step, answer, {"x-trace-id": trace_id}
-    )
+    limited = refused.scope if refused else None
+    headers = {"x-trace-id": trace_id}
+    return await _respond(request, TRUEWATCH, task_id, auth_ok, arrived, step, answer, headers, limited)
 
 
 async def dbt_run_status(request: web.Request) -> web.Response:
@@ -197,6 +213,7 @@ async def _respond(
     step: Step,
     answer: _Answer | None,
     headers: dict[str, str],
+    limited: str | None = None,
 ) -> web.Response:
     """Play the step's faults (delay, reset, raw answer, truncate), send the answer and log the request."""
     await asyncio.sleep(float(step.get("delay", 0)))
@@ -214,14 +231,23 @@ async def _respond(
             body = body[: len(body) // 2]
         hdrs = _headers({"Content-Type": JSON_TYPE, **headers}, step)
         resp = web.Response(body=body, status=status, headers=hdrs)
-    _record(request, api, task_id, auth_ok, resp.status, arrived)
+    _record(request, api, task_id, auth_ok, resp.status, arrived, limited)
     return resp
 
 
 def _record(
-    request: web.Request, api: str, task_id: str, auth_ok: bool, status: int | None, arrived: float
+    request: web.Request,
+    api: str,
+    task_id: str,
+    auth_ok: bool,
+    status: int | None,
+    arrived: float,
+    limited: str | None = None,
 ) -> None:
-    """Log a status request. Credentials are never stored: only whether they were accepted."""
+    """Log a status request. Credentials are never stored: only whether they were accepted.
+
+    ``limited`` is the budget that refused it (``"key"`` or ``"workspace"``), None if none did.
+    """
     request.app[STATE].record(
         {
             "api": api,
@@ -230,6 +256,7 @@ def _record(
             "query_string": request.rel_url.raw_query_string,
             "http_status": status,
             "auth_valid": auth_ok,
+            "limited": limited,
             "time": arrived,
             # The client's port tells connections apart: same port, same kept-alive connection
             # (a port can be reused by a later connection: ``conn`` tells those apart too).

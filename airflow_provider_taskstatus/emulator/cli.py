@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import ssl
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
 
+from .limits import RateLimits
 from .scripts import COZE, TRUEWATCH, demo_tasks
 from .server import (
     DEFAULT_COZE_TOKEN,
@@ -50,6 +52,75 @@ def _ssl_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+def _count(text: str) -> int:
+    """argparse type: a non-negative integer (0 refuses every request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _mapping(text: str) -> tuple[str, str]:
+    """argparse type: ``KEY=WORKSPACE``."""
+    key, sep, workspace = text.rpartition("=")
+    if not sep or not key or not workspace:
+        raise argparse.ArgumentTypeError(f"must be KEY=WORKSPACE, got {text!r}")
+    return key, workspace
+
+
+def rate_limits(args: argparse.Namespace) -> RateLimits:
+    """The budgets the rate-limit flags ask for (all unlimited without them)."""
+    return RateLimits(
+        truewatch_per_key=args.truewatch_rate_limit,
+        truewatch_per_workspace=args.truewatch_workspace_rate_limit,
+        coze_per_token=args.coze_rate_limit,
+        window=args.rate_window,
+        workspaces=dict(args.truewatch_workspace or []),
+    )
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "request budgets", "refuse requests over a rate, as the services do (default: unlimited)"
+    )
+    add = group.add_argument
+    add(
+        "--truewatch-rate-limit",
+        type=_count,
+        metavar="N",
+        help="requests per window per DF-API-KEY (real: 20)",
+    )
+    add(
+        "--truewatch-workspace-rate-limit",
+        type=_count,
+        metavar="N",
+        help="requests per window per workspace (real: 200)",
+    )
+    add(
+        "--truewatch-workspace",
+        type=_mapping,
+        action="append",
+        metavar="KEY=WORKSPACE",
+        help="put a key in a workspace (default: all keys share one)",
+    )
+    add("--coze-rate-limit", type=_count, metavar="N", help="requests per window per Coze token")
+    add("--rate-window", type=_seconds, default=60.0, metavar="SECONDS", help="the window (default 60)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Offline emulator of the Coze and TrueWatch task status APIs."
@@ -76,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument("--quiet", action="store_true", help="no access log line per request")
+    _add_limit_flags(parser)
     return parser
 
 
@@ -97,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         allow_remote=args.allow_remote,
         ssl_context=ssl_context,
         access_log=not args.quiet,
+        rate_limits=rate_limits(args),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -113,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(exc.describe(cli=True))
     try:
         ids = {api: ", ".join(t.task_id for t in demo_tasks() if t.api == api) for api in (COZE, TRUEWATCH)}
-        print(f"{PROG} on {server.base_url} | coze: {ids[COZE]} | truewatch: {ids[TRUEWATCH]}", flush=True)
+        banner = f"{PROG} on {server.base_url} | coze: {ids[COZE]} | truewatch: {ids[TRUEWATCH]}"
+        if not server.rate_limits.unlimited:
+            banner += f" | limits: {server.rate_limits.describe()}"
+        print(banner, flush=True)
         while not stopped.wait(0.5):
             pass
     finally:

@@ -1,4 +1,4 @@
-"""The ``/_emulator`` control endpoints: script tasks and faults, flip stand-ins, read the log, reset.
+"""The ``/_emulator`` control endpoints: script tasks, faults and budgets, flip stand-ins, read the log, reset.
 
 They are strict: a body or query key they do not know, or a step key the API's steps do not take,
 is refused with HTTP 400 ``{"error": ..., "known_keys": [...]}`` rather than ignored, because an
@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .scripts import GLOBAL_FAULTS
+from .limits import RateLimits
+from .scripts import APIS, GLOBAL_FAULTS
 from .state import FLIP_APIS, STATE
 from .validation import SpecError, check_keys, faults_from_spec, task_from_spec
 
@@ -67,7 +68,10 @@ async def control_set_task(request: web.Request) -> web.Response:
 
 
 async def control_inject_faults(request: web.Request) -> web.Response:
-    """``POST /_emulator/faults``: ``{"api", "steps"}`` answer the API's next requests, any task."""
+    """``POST /_emulator/faults``: ``{"api", "steps"}`` answer the API's next requests, any task.
+
+    The answer's ``requests`` is how many requests they answer, null if a step is timed (``seconds``).
+    """
     try:
         faults = faults_from_spec(await _json_body(request), GLOBAL_FAULTS)
     except ValueError as exc:
@@ -135,6 +139,45 @@ async def control_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].stats(since, until))
 
 
+async def control_get_limits(request: web.Request) -> web.Response:
+    """``GET /_emulator/limits``: the request budgets in force (see :mod:`.limits`)."""
+    try:
+        _check_query(request, ())
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response(request.app[STATE].limiter.limits.to_json())
+
+
+async def control_set_limits(request: web.Request) -> web.Response:
+    """``POST /_emulator/limits``: replace the budgets (omitted keys: unlimited, 60 s window, no mapping).
+
+    The windows start empty. ``POST /_emulator/reset`` restores the budgets the server started with.
+    """
+    try:
+        limits = RateLimits.from_json(await _json_body(request))
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].limiter.configure(limits)
+    return web.json_response(limits.to_json())
+
+
+async def control_changes(request: web.Request) -> web.Response:
+    """``GET /_emulator/changes?api=&task_id=``: when each step of the task started answering."""
+    try:
+        _check_query(request, ("api", "task_id"))
+        api, task_id = request.query.get("api"), request.query.get("task_id")
+        if api not in APIS:
+            raise SpecError(f"api must be one of {list(APIS)}, got {api!r}")
+        if not task_id:
+            raise SpecError("task_id is required")
+    except ValueError as exc:
+        return _refusal(exc)
+    changes = request.app[STATE].changes(api, task_id)
+    if changes is None:
+        return web.json_response({"error": f"no {api} task {task_id!r}"}, status=404)
+    return web.json_response(changes)
+
+
 async def control_health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -147,3 +190,6 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/flip", control_flip)
     app.router.add_post("/_emulator/reset", control_reset)
     app.router.add_get("/_emulator/health", control_health)
+    app.router.add_get("/_emulator/limits", control_get_limits)
+    app.router.add_post("/_emulator/limits", control_set_limits)
+    app.router.add_get("/_emulator/changes", control_changes)

@@ -2,9 +2,16 @@
 
 A *task* belongs to one API (``"coze"`` or ``"truewatch"``) and has a list of *steps*. Every
 authenticated status request for the task consumes the next step; ``"repeat": n`` (default 1)
-makes a step answer ``n`` requests, and once the steps run out the last one answers forever.
-Steps are plain JSON-able dicts, so the same script works from Python
-(``EmulatorServer.set_task``) and over HTTP (``POST /_emulator/tasks``).
+makes a step answer ``n`` requests, ``"seconds": s`` makes it answer every request for ``s``
+seconds from the first one it answered (a step takes one or the other), and once the steps run out
+the last one answers forever. So ``[{"status": "running", "seconds": 45}, {"status": "ok"}]``
+reports running for 45 s after the first poll, however often the client polls, then ok. A request
+refused by a rate limit (:mod:`.limits`) consumes no step. Steps are plain JSON-able dicts, so the
+same script works from Python (``EmulatorServer.set_task``) and over HTTP (``POST /_emulator/tasks``).
+
+Each task records when each of its steps started answering (:attr:`Task.changes`, read with
+``EmulatorServer.task_changes`` or ``GET /_emulator/changes``), so a test can tell when the status
+the client saw changed.
 
 Status steps (the normal answer)::
 
@@ -20,8 +27,8 @@ keys the API's steps take, so that ``"repeats": 3`` fails loudly instead of land
 
 Envelope errors (a status key wins, so ``{"status": "error", "errorCode": ...}`` above is a status)::
 
-    {"code": 4013, "msg": "rate limited"}                   # Coze; HTTP 4000→400, 4100→401,
-                                                            # 4101→403, 4200→404, 4013→429, else 200
+    {"code": 4013, "msg": "rate limited"}                   # Coze; HTTP 4000→400, 4100→401, 4101→403,
+                                                            # 4200→404, 4013/4008/4009/4020→429, else 200
     {"errorCode": "ft.TriggerApiAkCurrentLimiting", "message": "..."}
                                                             # TrueWatch; HTTP 401 for *CurrentLimiting,
                                                             # 403 for ft.InvalidAPIKey, else 400
@@ -34,18 +41,20 @@ Faults::
     {"truncate": true, "status": "ok"}    # valid HTTP, but only the first half of the JSON body
 
 Global faults: ``EmulatorServer.inject_faults(api, steps)`` or ``POST /_emulator/faults``
-``{"api": ..., "steps": [...]}`` make the steps answer the API's next requests (counting ``repeat``),
-whatever the task; the tasks' own scripts pause meanwhile and resume where they were.
+``{"api": ..., "steps": [...]}`` make the steps answer the API's next requests (counting ``repeat``
+and ``seconds``), whatever the task; the tasks' own scripts pause meanwhile and resume where they were.
 
 Modifiers accepted on any step: ``"delay": seconds`` (a non-negative number: sleep before
 answering), ``"headers": {...}`` (extra response headers, strings), ``"http_status": n`` (override
-the status of a status/envelope step), ``"repeat": n`` (a positive integer). ``reset`` and
+the status of a status/envelope step), ``"repeat": n`` (a positive integer) or ``"seconds": s`` (a
+positive number; not both). ``reset`` and
 ``truncate`` are booleans, ``false`` being the same as leaving the key out: so ``{"reset": false}``
 alone is refused, as it would answer nothing in particular.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +89,9 @@ STATUS_FIELDS = {
 ERROR_FIELDS = {COZE: frozenset({"code", "msg"}), TRUEWATCH: frozenset({"errorCode", "message"})}
 
 #: Step keys that steer the emulator and never show up in a response body.
-CONTROL_KEYS = frozenset({"repeat", "delay", "reset", "truncate", "headers", "http_status", "body"})
+CONTROL_KEYS = frozenset(
+    {"repeat", "seconds", "delay", "reset", "truncate", "headers", "http_status", "body"}
+)
 
 #: The task id under which global faults are kept (see ``EmulatorServer.inject_faults``).
 GLOBAL_FAULTS = "*"
@@ -92,7 +103,11 @@ STEP_KEYS = {api: STATUS_FIELDS[api] | ERROR_FIELDS[api] | CONTROL_KEYS for api 
 
 @dataclass
 class Task:
-    """One scripted task; ``served`` counts the status requests answered so far."""
+    """One scripted task; ``served`` counts the status requests answered so far.
+
+    ``changes`` holds one entry per step that started answering, oldest first:
+    ``{"time": epoch seconds, "step": its index, "status": its status value or None, "answer": the step}``.
+    """
 
     api: str
     task_id: str
@@ -100,26 +115,52 @@ class Task:
     entity_type: str = "bot"
     action: str = "import"
     served: int = field(default=0, compare=False)
+    changes: list[dict[str, Any]] = field(default_factory=list, init=False, compare=False)
+    #: The step answering now, how many requests it answered, and when (monotonic) it answered first.
+    _index: int = field(default=0, init=False, compare=False, repr=False)
+    _count: int = field(default=0, init=False, compare=False, repr=False)
+    _since: float | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
-    def length(self) -> int:
-        """Requests the script answers before its last step starts repeating."""
+    def length(self) -> int | None:
+        """Requests the script answers before its last step starts repeating; None if a step is timed."""
+        if any("seconds" in step for step in self.steps):
+            return None
         return sum(int(step.get("repeat", 1)) for step in self.steps)
 
-    def advance(self) -> Step:
-        """Return the step that answers the current request and move on to the next one."""
-        step = step_at(self.steps, self.served)
+    def exhausted(self, now: float | None = None) -> bool:
+        """Whether every step has had its turn (global faults then give way to the tasks' scripts)."""
+        return self._next_index(time.monotonic() if now is None else now) is None
+
+    def advance(self, now: float | None = None) -> Step:
+        """Return the step that answers a request at ``now`` (monotonic) and count the request."""
+        now = time.monotonic() if now is None else now
+        index = self._next_index(now)
+        if index is None:  # past the end: the last step answers forever
+            index = len(self.steps) - 1
+        elif index != self._index:
+            self._index, self._count, self._since = index, 0, None
+        step = self.steps[index]
+        if self._since is None:
+            self._since = now
+            status = step.get(STATUS_KEY.get(self.api, ""))
+            self.changes.append({"time": time.time(), "step": index, "status": status, "answer": step})
+        self._count += 1
         self.served += 1
         return step
 
-
-def step_at(steps: list[Step], index: int) -> Step:
-    """The step answering request number ``index`` (0-based), honouring ``repeat``."""
-    for step in steps:
-        index -= int(step.get("repeat", 1))
-        if index < 0:
-            return step
-    return steps[-1]
+    def _next_index(self, now: float) -> int | None:
+        """The step that would answer at ``now``: the current one while its turn lasts, else a later one."""
+        index, count, since = self._index, self._count, self._since
+        while index < len(self.steps):
+            step = self.steps[index]
+            if "seconds" in step:
+                if since is None or now - since < float(step["seconds"]):
+                    return index
+            elif count < int(step.get("repeat", 1)):
+                return index
+            index, count, since = index + 1, 0, None
+        return None
 
 
 def entity_ids(task_id: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import create_app
+from .limits import RateLimits
 from .scripts import GLOBAL_FAULTS, Step
 from .state import EmulatorState
 from .validation import make_task
@@ -99,6 +100,7 @@ class EmulatorServer:
     :meth:`start` raises :class:`StartError` (an OSError) if it cannot listen. With ``ssl_context`` (a
     server context with its certificate loaded) it serves HTTPS; ``access_log=False`` skips the
     per-request access log line (the benchmark's load would spend its time writing it).
+    ``rate_limits`` turns on the services' request budgets (:mod:`.limits`); by default none.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class EmulatorServer:
         allow_remote: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         access_log: bool = True,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         check_host(host, allow_remote)
         check_port(port)
@@ -117,7 +120,7 @@ class EmulatorServer:
         self.port = port
         self.ssl_context = ssl_context
         self.access_log = access_log
-        self.state = EmulatorState(coze_tokens, truewatch_keys)
+        self.state = EmulatorState(coze_tokens, truewatch_keys, rate_limits)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -181,18 +184,47 @@ class EmulatorServer:
         self.state.add_task(make_task(api, task_id, steps, entity_type, action))
 
     def inject_faults(self, api: str, steps: list[Step]) -> None:
-        """Answer the API's next requests with ``steps`` (counting ``repeat``), whatever the task.
+        """Answer the API's next requests with ``steps`` (counting ``repeat`` and ``seconds``), whatever the task.
 
         The tasks' own scripts pause meanwhile and resume where they were. Reset clears them.
         """
         self.state.inject_faults(make_task(api, GLOBAL_FAULTS, steps))
 
+    def set_rate_limits(self, limits: RateLimits | None) -> None:
+        """Enforce ``limits`` from now on (None: unlimited), counting from empty windows.
+
+        :meth:`reset` goes back to the ``rate_limits`` the server was built with.
+        """
+        self.state.limiter.configure(limits)
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The request budgets in force."""
+        return self.state.limiter.limits
+
+    def task_changes(self, api: str, task_id: str) -> list[dict[str, Any]]:
+        """When each step of a task started answering, oldest first (``task_id`` ``"*"``: global faults).
+
+        Each entry is ``{"time": epoch seconds, "step": index, "status": the step's status or None,
+        "answer": the step}``; e.g. the time the client first saw ``ok``:
+        ``next(c["time"] for c in server.task_changes("truewatch", "t") if c["status"] == "ok")``.
+        Raises KeyError for an unknown task.
+        """
+        changes = self.state.changes(api, task_id)
+        if changes is None:
+            raise KeyError(f"no {api} task {task_id!r}")
+        return changes
+
     def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
         """The status requests received so far, oldest first."""
         return self.state.requests(api, task_id)
 
+    def stats(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+        """Request, connection and rejection counts (see ``EmulatorState.stats``)."""
+        return self.state.stats(since, until)
+
     def reset(self) -> None:
-        """Restore the seeded demo tasks and clear the request log."""
+        """Restore the seeded demo tasks and initial rate limits; clear the request log and windows."""
         self.state.reset()
 
     def _run(self) -> None:

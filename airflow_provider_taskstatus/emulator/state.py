@@ -1,4 +1,4 @@
-"""The emulator's state: scripted tasks, global faults, flips and the request log.
+"""The emulator's state: scripted tasks, global faults, flips, request budgets and the request log.
 
 :class:`EmulatorState` is guarded by a thread lock because :class:`~.server.EmulatorServer` reads
 and writes it from the test thread while the event loop thread answers requests.
@@ -6,6 +6,7 @@ and writes it from the test thread while the event loop thread answers requests.
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from collections.abc import Iterable
@@ -13,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .scripts import Step, Task, demo_tasks
+from .limits import RateLimiter, RateLimits
+from .scripts import GLOBAL_FAULTS, Step, Task, demo_tasks
 
 #: The stand-ins for the benchmark's anchor triggers (dbt Cloud's run status and a plain URL for
 #: Airflow's ``HttpSensorTrigger``), and their ``api`` in the request log; their ids are *flipped*.
@@ -25,9 +27,14 @@ FLIP_APIS = (DBT_CLOUD, HTTP)
 class EmulatorState:
     """Scripted tasks, accepted credentials and the request log, safe to use from any thread."""
 
-    def __init__(self, coze_tokens: Iterable[str], truewatch_keys: Iterable[str]) -> None:
+    def __init__(
+        self, coze_tokens: Iterable[str], truewatch_keys: Iterable[str], rate_limits: RateLimits | None = None
+    ) -> None:
         self.coze_tokens = frozenset(coze_tokens)
         self.truewatch_keys = frozenset(truewatch_keys)
+        #: The budgets given at construction: :meth:`reset` goes back to them.
+        self.initial_limits = rate_limits or RateLimits()
+        self.limiter = RateLimiter(self.initial_limits)
         self._lock = threading.Lock()
         self._tasks: dict[tuple[str, str], Task] = {}
         self._faults: dict[str, Task] = {}
@@ -40,7 +47,12 @@ class EmulatorState:
         self.reset()
 
     def reset(self) -> None:
-        """Restore the seeded demo tasks and forget all requests and flips."""
+        """Restore the seeded demo tasks and the initial budgets; forget all requests and flips.
+
+        The budgets go back to the constructor's (windows emptied) rather than staying as a test set
+        them, so one test's limits never leak into the next on a shared server.
+        """
+        self.limiter.configure(self.initial_limits)
         with self._lock:
             self._tasks = {(t.api, t.task_id): t for t in demo_tasks()}
             self._faults.clear()
@@ -76,9 +88,15 @@ class EmulatorState:
             if task is None:
                 return None
             faults = self._faults.get(api)
-            if faults is not None and faults.served < faults.length:
+            if faults is not None and not faults.exhausted():
                 return task, faults.advance()
             return task, task.advance()
+
+    def changes(self, api: str, task_id: str) -> list[dict[str, Any]] | None:
+        """When each step of a task started answering (see ``Task.changes``); None if the task is unknown."""
+        with self._lock:
+            task = self._tasks.get((api, task_id)) if task_id != GLOBAL_FAULTS else self._faults.get(api)
+            return None if task is None else copy.deepcopy(task.changes)
 
     def connection_id(self, transport: object | None) -> int | None:
         """The serial number of the connection ``transport`` belongs to (1, 2, … since start)."""
@@ -109,7 +127,8 @@ class EmulatorState:
         ``connections`` counts the distinct TCP connections (``conn``) that sent requests in the
         window; ``new_connections`` only those whose first request (since the last reset) is in it,
         i.e. connections opened in the window. ``peers`` counts distinct client ``ip:port`` pairs,
-        which undercounts connections when the client reuses ports.
+        which undercounts connections when the client reuses ports. ``rejected`` counts the requests
+        refused by a rate limit (also split ``rejected_by_api`` and ``rejected_by_limit``: key, workspace).
         """
         lo = float("-inf") if since is None else since
         hi = float("inf") if until is None else until
@@ -121,6 +140,8 @@ class EmulatorState:
         peers: set[str | None] = set()
         by_api: dict[str, int] = {}
         by_status: dict[str, int] = {}
+        rejected_by_api: dict[str, int] = {}
+        rejected_by_limit: dict[str, int] = {}
         for entry in log:
             when, conn = entry["time"], entry["conn"]
             if when < lo:
@@ -135,6 +156,10 @@ class EmulatorState:
             by_api[entry["api"]] = by_api.get(entry["api"], 0) + 1
             status = str(entry["http_status"])
             by_status[status] = by_status.get(status, 0) + 1
+            limited = entry.get("limited")
+            if limited is not None:
+                rejected_by_api[entry["api"]] = rejected_by_api.get(entry["api"], 0) + 1
+                rejected_by_limit[limited] = rejected_by_limit.get(limited, 0) + 1
         return {
             "requests": sum(by_api.values()),
             "connections": len(conns),
@@ -142,6 +167,9 @@ class EmulatorState:
             "peers": len(peers),
             "by_api": by_api,
             "by_status": by_status,
+            "rejected": sum(rejected_by_api.values()),
+            "rejected_by_api": rejected_by_api,
+            "rejected_by_limit": rejected_by_limit,
         }
 
 

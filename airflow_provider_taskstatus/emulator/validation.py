@@ -113,6 +113,12 @@ def _value_problem(api: str, step: dict[Any, Any]) -> str | None:
     repeat = step.get("repeat", 1)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         return f"repeat must be a positive integer, got {repeat!r}"
+    seconds = step.get("seconds", 1)
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds < math.inf:
+        return f"seconds must be a positive number, got {seconds!r}"
+    if "repeat" in step and "seconds" in step:
+        # Which would end the step first is a question a script should not make anyone answer.
+        return "a step takes either repeat (requests) or seconds (time), not both"
     delay = step.get("delay", 0)
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay < math.inf:
         return f"delay must be a non-negative number of seconds, got {delay!r}"
