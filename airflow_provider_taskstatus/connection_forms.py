@@ -109,8 +109,9 @@ def _requests_per_minute(budget: str) -> ExtraField:
         name="requests_per_minute",
         label="Requests per minute",
         description=(
-            "Optional. Space this account's status requests so that no more than this many go out per "
-            f"minute from one process ({budget}). Empty: no pacing beyond the rate-limit answers."
+            f"Optional. This account's request budget in each process ({budget}). Empty: 90% of the "
+            "API's documented budget, if it has one; 0: no pacing until the server answers a rate limit. "
+            "Each process also slows down on rate limits, so several share one budget."
         ),
         type="number",
     )
@@ -128,7 +129,9 @@ COZE_FORM = ConnectionForm(
         "password": "pat_… personal, service or OAuth access token",
         "extra": '{"requests_per_minute": 60}',
     },
-    extra_fields=(_requests_per_minute("Coze limits each account per minute and per day"),),
+    extra_fields=(
+        _requests_per_minute("Coze limits each account per minute and per day, figures unpublished"),
+    ),
 )
 
 TRUEWATCH_FORM = ConnectionForm(
@@ -156,6 +159,6 @@ TRUEWATCH_FORM = ConnectionForm(
                 **{site: f"{site} ({host})" for site, host in SITES.items()},
             },
         ),
-        _requests_per_minute("TrueWatch allows 20 per minute per API key"),
+        _requests_per_minute("TrueWatch allows 20 per minute per API key: empty paces at 18"),
     ),
 )

@@ -11,8 +11,8 @@ import pytest
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.hooks.coze import CozeHook
-from airflow_provider_taskstatus.models.base import TaskStatusError
 from airflow_provider_taskstatus.hooks.truewatch import TrueWatchHook
+from airflow_provider_taskstatus.models.base import TaskStatusError
 from airflow_provider_taskstatus.transport import throttle as pacing
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, budget, throttle_for
 from airflow_provider_taskstatus.triggers.truewatch import TrueWatchActionTrigger

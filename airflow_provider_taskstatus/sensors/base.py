@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 import warnings
+from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
@@ -153,6 +154,15 @@ class TaskStatusSensor(BaseSensorOperator):
         return self.hook_class(self.conn_id, request_policy=self.request_policy)
 
     @cached_property
+    def _poke_hook(self) -> TaskStatusHook:
+        """The hook of :meth:`poke`. A deferrable sensor's one poke does not retry: a transient error or
+        a rate limit defers at once, and the trigger retries without holding a worker slot (on a
+        crowded account, a worker's fresh process would only add rejected requests)."""
+        if not self.deferrable or self.request_policy.max_retries == 0:
+            return self.hook
+        return self.hook_class(self.conn_id, request_policy=replace(self.request_policy, max_retries=0))
+
+    @cached_property
     def _tracker(self) -> PollTracker:
         return PollTracker(
             allow_partial=self.allow_partial,
@@ -176,7 +186,7 @@ class TaskStatusSensor(BaseSensorOperator):
         memory = RescheduledWait(context, self._tracker) if self._rescheduled else None
         cut = False
         try:
-            status = self.hook.get_task_status(self.remote_task_id, deadline=self._deadline)
+            status = self._poke_hook.get_task_status(self.remote_task_id, deadline=self._deadline)
         except TaskStatusError as error:
             verdict = self._tracker.on_error(error, deadline=self._deadline)
             payload, cut = None, isinstance(error, DeadlineError)
