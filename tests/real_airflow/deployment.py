@@ -43,6 +43,8 @@ class RealAirflow:
         self.log_dir = home / "process-logs"
         self.log_dir.mkdir()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: The processes stopped or killed on purpose (:meth:`stop`, :meth:`kill`) and not started since.
+        self.stopped: set[str] = set()
         self.http = requests.Session()
         self.http.trust_env = False  # loopback only: never a proxy from the environment
         self.driver: Driver = RestDriver(self) if AIRFLOW_V_3_0_PLUS else MetadataDbDriver(self)
@@ -87,6 +89,7 @@ class RealAirflow:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own session: stopping it stops its descendants too
             )
+        self.stopped.discard(name)
 
     def start_all(self) -> None:
         """Start every process the release needs."""
@@ -94,10 +97,79 @@ class RealAirflow:
             self.start(name)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Send ``sig`` to every process of the session of ``name`` and wait for its leader to exit."""
+        """Send ``sig`` to every process of the session of ``name`` and wait for its leader to exit.
+
+        After SIGKILL, wait until the whole session is gone: a killed child (3.x's trigger runner)
+        may take a moment longer than its leader to die.
+        """
         proc = self.processes[name]
+        self.stopped.add(name)
         self._signal_session(proc, sig)
         proc.wait(timeout=STOP_GRACE)
+        deadline = time.monotonic() + STOP_GRACE
+        while sig == signal.SIGKILL and (left := self.session_pids(name)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: processes {left} still alive {STOP_GRACE:.0f} s after SIGKILL")
+            time.sleep(0.05)
+
+    def stop(self, name: str) -> None:
+        """Stop one process as :meth:`stop_all` does: SIGTERM to its leader, then SIGKILL to its session."""
+        proc = self.processes[name]
+        self.stopped.add(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=STOP_GRACE)
+        self._signal_session(proc, signal.SIGKILL)
+        proc.wait(timeout=STOP_GRACE)
+
+    def session_pids(self, name: str) -> list[int]:
+        """The live processes in the session of ``name`` (its leader and every descendant left)."""
+        leader = self.processes[name].pid
+        pids = []
+        for pid in psutil.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):  # gone already
+                if os.getsid(pid) == leader and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    pids.append(pid)
+        return pids
+
+    def client_ports(self, name: str, server_port: int) -> set[int]:
+        """The local ports of the TCP connections the session of ``name`` holds open to ``server_port``."""
+        ports = set()
+        for pid in self.session_pids(name):
+            with contextlib.suppress(psutil.Error):
+                for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                    if conn.raddr and conn.raddr.port == server_port:
+                        ports.add(conn.laddr.port)
+        return ports
+
+    def start_triggerer(self, name: str, timeout: float = STARTUP_TIMEOUT) -> int:
+        """Start the triggerer process ``name``; return its job id once its job runs.
+
+        The job table has no pid: the triggerer's job is the running one that was not there before,
+        so no other triggerer may be starting meanwhile (two new jobs raise a RuntimeError).
+        """
+        deadline = time.monotonic() + timeout
+        last: str = "nothing yet"
+        before: set[int] | None = None
+        while True:
+            try:
+                if before is None:  # the api-server may still be starting
+                    before = self.driver.running_triggerer_ids()
+                    self.start(name)
+                new = self.driver.running_triggerer_ids() - before
+            except (requests.RequestException, ValueError, sqlite3.Error) as error:
+                last = repr(error)
+            else:
+                if len(new) > 1:
+                    raise RuntimeError(f"{name}: more than one new triggerer job: {sorted(new)}")
+                if new:
+                    return new.pop()
+                last = "no new running triggerer job"
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: no triggerer job after {timeout:.0f} s; last: {last}")
+            self.check_alive()
+            time.sleep(0.3)
 
     def stop_all(self) -> None:
         """SIGTERM to every process, then SIGKILL to everything in their sessions after the grace period.
@@ -133,8 +205,9 @@ class RealAirflow:
                     os.kill(pid, sig)
 
     def check_alive(self) -> None:
+        """Raise if a process exited that was not stopped or killed on purpose."""
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
+            if name not in self.stopped and proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with status {proc.returncode}")
 
     def diagnostics(self) -> str:

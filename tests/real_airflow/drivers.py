@@ -43,6 +43,15 @@ class Driver(ABC):
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         """The task's ``return_value`` XCom, deserialized."""
 
+    @abstractmethod
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> dict[int, dict[str, Any]]:
+        """Map index → the mapped task instance, with at least ``state``, ``try_number`` and
+        ``triggerer_id`` (the job id of the triggerer its trigger is assigned to, or None)."""
+
+    @abstractmethod
+    def running_triggerer_ids(self) -> set[int]:
+        """The job ids of the triggerers in state ``running`` (a SIGKILLed one stays so, heartbeat stale)."""
+
 
 class RestDriver(Driver):
     """Airflow 3: everything through the api-server's REST API, as a user's tooling would do it."""
@@ -77,6 +86,18 @@ class RestDriver(Driver):
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
         return self.airflow.api("GET", path, params={"deserialize": "true", "stringify": "false"})["value"]
+
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> dict[int, dict[str, Any]]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/listMapped"
+        found = self.airflow.api("GET", path, params={"limit": 100})["task_instances"]
+        return {
+            ti["map_index"]: {**ti, "triggerer_id": (ti.get("trigger") or {}).get("triggerer_id")}
+            for ti in found
+        }
+
+    def running_triggerer_ids(self) -> set[int]:
+        params = {"job_type": "TriggererJob", "job_state": "running", "limit": 100}
+        return {job["id"] for job in self.airflow.api("GET", "/api/v2/jobs", params=params)["jobs"]}
 
 
 class MetadataDbDriver(Driver):
@@ -143,3 +164,18 @@ class MetadataDbDriver(Driver):
             raise LookupError(f"no return_value XCom for {dag_id}.{task_id} in {run_id}")
         # 2.11 stores XComs as JSON (``enable_xcom_pickling`` is off by default).
         return json.loads(rows[0]["value"])
+
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> dict[int, dict[str, Any]]:
+        rows = self._query(
+            "SELECT ti.map_index, ti.state, ti.try_number, ti.start_date, ti.end_date, trigger.triggerer_id"
+            " FROM task_instance AS ti LEFT JOIN trigger ON trigger.id = ti.trigger_id"
+            " WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.task_id = ? AND ti.map_index >= 0",
+            dag_id,
+            run_id,
+            task_id,
+        )
+        return {row["map_index"]: dict(row) for row in rows}
+
+    def running_triggerer_ids(self) -> set[int]:
+        rows = self._query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
+        return {row["id"] for row in rows}

@@ -24,6 +24,7 @@ E2E_DAG_IDS = (
     "e2e_coze_timeout",
     "e2e_coze_timeout_soft_fail",
     "e2e_coze_timeout_30s",
+    "e2e_coze_failover",
 )
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: Seconds for ``airflow db migrate`` and for all processes to become ready (a loaded 2-core machine).
@@ -37,6 +38,10 @@ REPARSE_INTERVAL = 600
 #: Seconds without a heartbeat after which a job counts as dead (the triggerer's own threshold below).
 HEALTH_CHECK_THRESHOLD = 5
 
+
+#: How many triggers the second triggerer (``"triggerer-2"``) holds at most; the first has Airflow's
+#: default (1000). A cap lets a test split its triggers between the two deterministically.
+SECOND_TRIGGERER_CAPACITY = 4
 
 #: A second Coze account on the emulator (see ``AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT``).
 TIMEOUT_ACCOUNT_TOKEN = "pat_e2e_timeout_account"
@@ -134,10 +139,18 @@ def airflow_env(home: Path, api_port: int, emulator_url: str) -> dict[str, str]:
 
 
 #: Every process, by name: its ``airflow`` sub-command. Log servers are off (logs are read from files).
-#: Which of them a deployment runs is :attr:`Driver.processes`.
+#: Which of them a deployment runs is :attr:`Driver.processes`; ``"triggerer-2"``, a second triggerer
+#: with a capped capacity, is in none of them: only the failover test starts it (a 2-core machine has
+#: no CPU to spare for an idle triggerer in every other test).
 PROCESS_COMMANDS: dict[str, Callable[[int], list[str]]] = {
     "api-server": lambda port: ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
     "scheduler": lambda port: ["scheduler", "--skip-serve-logs"],
     "dag-processor": lambda port: ["dag-processor"],
     "triggerer": lambda port: ["triggerer", "--skip-serve-logs"],
+    "triggerer-2": lambda port: [
+        "triggerer",
+        "--skip-serve-logs",
+        "--capacity",
+        str(SECOND_TRIGGERER_CAPACITY),
+    ],
 }
