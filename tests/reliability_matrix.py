@@ -8,6 +8,8 @@ Each fault is placed in a script after one normal "still running" answer, so tha
 mode the sensor really defers before meeting it:
 
 - *burst*: the fault answers twice, then the task succeeds: a poll's retries ride it out;
+- *paced*: a rate limit answers twice, then the task succeeds: not retried within the poll (the
+  account slows down), and the two rate-limited polls do not count as failed ones;
 - *persistent*: the fault answers every request from then on;
 - *fatal*: the fault answers once; the wait must end at once;
 - *limited*: a rate limit answers every request from then on: the service is up and busy, so the
@@ -37,23 +39,28 @@ class Row:
     fault: str
     api: str
     step: dict[str, Any]
-    kind: str  # "burst" | "persistent" | "fatal" | "limited"
+    kind: str  # "burst" | "paced" | "persistent" | "fatal" | "limited"
 
     @property
     def steps(self) -> list[dict[str, Any]]:
-        if self.kind == "burst":
+        if self.kind in ("burst", "paced"):
             return [RUNNING[self.api], {**self.step, "repeat": 2}, DONE[self.api]]
         return [RUNNING[self.api], self.step]
 
     @property
     def outcome(self) -> str:
-        return {"burst": "success", "limited": "timeout"}.get(self.kind, "error")
+        return {"burst": "success", "paced": "success", "limited": "timeout"}.get(self.kind, "error")
 
     @property
     def requests(self) -> int:
         """Exact requests: one "running" poll, then the fault's cost (for *limited*: the fewest)."""
         per_poll = MAX_RETRIES + 1
-        cost = {"burst": per_poll, "persistent": MAX_CONSECUTIVE_FAILURES * per_poll, "fatal": 1}
+        cost = {
+            "burst": per_poll,
+            "paced": 2 + 1,
+            "persistent": MAX_CONSECUTIVE_FAILURES * per_poll,
+            "fatal": 1,
+        }
         # A limited wait outlives the failure budget: more requests than a persistent fault's.
         return 1 + cost.get(self.kind, MAX_CONSECUTIVE_FAILURES * per_poll + 1)
 
@@ -72,9 +79,9 @@ ROWS: list[Row] = [
     *both(
         "HTTP 429 with Retry-After: 1",
         {"http_status": 429, "body": "slow down", "headers": {"Retry-After": "1"}},
-        "burst",
+        "paced",
     ),
-    *both("HTTP 429 without Retry-After", {"http_status": 429, "body": "slow down"}, "burst"),
+    *both("HTTP 429 without Retry-After", {"http_status": 429, "body": "slow down"}, "paced"),
     *both("HTTP 500", {"http_status": 500, "body": HTML}, "burst"),
     *both("HTTP 502", {"http_status": 502, "body": HTML}, "burst"),
     *both("HTTP 503", {"http_status": 503, "body": HTML}, "burst"),
@@ -100,12 +107,12 @@ ROWS: list[Row] = [
         {"http_status": 200, "body": {"code": 200, "success": True}},
         "burst",
     ),
-    Row("code 4013 (rate limited), HTTP 429", COZE, {"code": 4013, "msg": "rate limited"}, "burst"),
+    Row("code 4013 (rate limited), HTTP 429", COZE, {"code": 4013, "msg": "rate limited"}, "paced"),
     Row(
         "code 4013 (rate limited), HTTP 200",
         COZE,
         {"code": 4013, "msg": "rate limited", "http_status": 200},
-        "burst",
+        "paced",
     ),
     Row("code 4000 (bad request), HTTP 400", COZE, {"code": 4000, "msg": "bad param"}, "fatal"),
     Row(
@@ -148,13 +155,13 @@ ROWS: list[Row] = [
         "ft.TriggerApiAkCurrentLimiting, HTTP 401",
         TRUEWATCH,
         {"errorCode": "ft.TriggerApiAkCurrentLimiting"},
-        "burst",
+        "paced",
     ),
     Row(
         "ft.TriggerApiWorkspaceCurrentLimiting, HTTP 401",
         TRUEWATCH,
         {"errorCode": "ft.TriggerApiWorkspaceCurrentLimiting"},
-        "burst",
+        "paced",
     ),
     Row("status the docs do not list", COZE, {"task_status": "queued_for_review"}, "burst"),
     Row("status the docs do not list", TRUEWATCH, {"status": "pending_review"}, "burst"),
@@ -171,12 +178,14 @@ ROWS: list[Row] = [
 #: How each kind of fault ends, in both modes.
 OUTCOMES = {
     "burst": "success, after the retries of one poll",
+    "paced": "success, after two rate-limited polls (not retried within a poll, not counted as failed polls)",
     "persistent": f"failed after {MAX_CONSECUTIVE_FAILURES} failed polls in a row (`TaskStatusError`, normal task retries)",
     "fatal": "failed at once (`TaskStatusError`, normal task retries), no further request",
     "limited": "keeps waiting, paced slower, until the sensor timeout (`AirflowSensorTimeout`): a rate limit is not a failed poll",
 }
 PATTERNS = {
     "burst": "×2, then done",
+    "paced": "×2, then done",
     "persistent": "on every answer",
     "fatal": "once",
     "limited": "on every answer",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -121,18 +122,11 @@ async def test_unknown_task_is_not_found(
     ("api", "hook_class", "fault", "done"),
     [
         ("coze", CozeHook, {"http_status": 503, "body": "<html>busy</html>"}, {"task_status": "successful"}),
-        ("coze", CozeHook, {"code": 4013, "msg": "slow down"}, {"task_status": "successful"}),
         ("coze", CozeHook, {"reset": True}, {"task_status": "successful"}),
         ("coze", CozeHook, {"truncate": True, "task_status": "successful"}, {"task_status": "successful"}),
-        (
-            "truewatch",
-            TrueWatchHook,
-            {"errorCode": "ft.TriggerApiAkCurrentLimiting", "message": "limit"},
-            {"status": "ok"},
-        ),
         ("truewatch", TrueWatchHook, {"http_status": 502, "body": "bad gateway"}, {"status": "ok"}),
     ],
-    ids=["coze-503", "coze-4013", "coze-reset", "coze-truncated", "tw-ratelimit-401", "tw-502"],
+    ids=["coze-503", "coze-reset", "coze-truncated", "tw-502"],
 )
 async def test_transient_errors_are_retried_within_one_call(
     emulator: EmulatorServer,
@@ -149,11 +143,55 @@ async def test_transient_errors_are_retried_within_one_call(
 
 
 async def test_retry_budget_is_bounded(emulator: EmulatorServer, get: Getter) -> None:
-    emulator.set_task("truewatch", "t-limited", [{"errorCode": "ft.TriggerApiWorkspaceCurrentLimiting"}])
+    emulator.set_task("truewatch", "t-down", [{"http_status": 503, "body": "down"}])
     with pytest.raises(ApiError) as caught:
-        await get(TrueWatchHook(request_policy=FAST), "t-limited")
-    assert caught.value.kind is ErrorKind.RATE_LIMITED, "a rate limit on HTTP 401 is not bad credentials"
-    assert len(emulator.requests(task_id="t-limited")) == FAST.max_retries + 1
+        await get(TrueWatchHook(request_policy=FAST), "t-down")
+    assert caught.value.kind is ErrorKind.TRANSIENT
+    assert len(emulator.requests(task_id="t-down")) == FAST.max_retries + 1
+
+
+@pytest.mark.parametrize(
+    ("api", "hook_class", "fault"),
+    [
+        ("coze", CozeHook, {"code": 4013, "msg": "slow down"}),
+        ("coze", CozeHook, {"code": 4020, "msg": "too many a minute"}),
+        ("coze", CozeHook, {"code": 4008, "msg": "daily quota", "headers": {"Retry-After": "0"}}),
+        ("truewatch", TrueWatchHook, {"errorCode": "ft.TriggerApiWorkspaceCurrentLimiting"}),
+        ("truewatch", TrueWatchHook, {"errorCode": "ft.TriggerApiAkCurrentLimiting"}),
+    ],
+    ids=["coze-4013", "coze-4020", "coze-4008", "tw-workspace-401", "tw-key-401"],
+)
+async def test_a_rate_limit_is_not_retried_and_slows_the_account(
+    emulator: EmulatorServer, get: Getter, api: str, hook_class: type[TaskStatusHook], fault: dict[str, Any]
+) -> None:
+    """One request, a RATE_LIMITED error (a TrueWatch one on HTTP 401 is not bad credentials), and
+    the account's pace is cut: retrying at once would only add a request the server refuses too."""
+    emulator.set_task(api, "t-limited", [fault])
+    hook = hook_class(request_policy=FAST)
+    with pytest.raises(ApiError) as caught:
+        await get(hook, "t-limited")
+    assert caught.value.kind is ErrorKind.RATE_LIMITED
+    assert len(emulator.requests(task_id="t-limited")) == 1
+    throttle = hook.get_endpoint().throttle
+    assert throttle.limits == 1 and throttle.rate < float("inf")
+
+
+def test_coze_daily_quota_and_system_limits_pause_the_account() -> None:
+    """Without a Retry-After, 4008 (the day's quota) and 4009 (system-wide) pause the account; a
+    per-minute 4020 does not (the pace slows instead)."""
+    from airflow_provider_taskstatus.models.base import RawResponse
+    from airflow_provider_taskstatus.models.coze import COZE
+
+    def pause(code: int) -> float | None:
+        body = json.dumps({"code": code, "msg": "limited", "detail": {"logid": "L"}}).encode()
+        with pytest.raises(ApiError) as caught:
+            COZE.interpret(RawResponse(429, {}, body), "t")
+        assert caught.value.kind is ErrorKind.RATE_LIMITED
+        return caught.value.retry_after
+
+    assert pause(4008) == 300.0
+    assert pause(4009) == 60.0
+    assert pause(4020) is None
 
 
 async def test_slow_answer_times_out_as_transient(emulator: EmulatorServer, get: Getter) -> None:

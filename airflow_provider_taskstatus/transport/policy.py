@@ -29,7 +29,8 @@ class RetryPolicy:
     """How hard to try before giving up.
 
     :param timeout: seconds one HTTP request may take.
-    :param max_retries: retries of one request on a transient error or a rate limit, within one poll.
+    :param max_retries: retries of one request on a transient error, within one poll (a rate limit
+        is not retried: the account slows down instead).
     :param backoff: first backoff ceiling in seconds; it doubles per retry (full jitter below it).
     :param max_backoff: highest backoff ceiling. A ``Retry-After`` header may ask for more.
     :param max_consecutive_failures: polls in a row that may end in a transient error before the
@@ -81,9 +82,9 @@ class Retrying:
         """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent,
         annotated when the wait would end past ``until`` (monotonic seconds).
 
-        A rate limit slows the whole account (through its throttle), even when this request gives
-        up: the slower pace, and any ``Retry-After`` pause, then apply to the account's next request,
-        whoever sends it.
+        A rate limit is not retried: it slows the whole account (through its throttle), and the
+        slower pace, and any ``Retry-After`` pause, apply to the account's next request, whoever
+        sends it. Retrying at once would only add a request the server is likely to refuse too.
         """
         if isinstance(error, DeadlineError):
             raise error  # out of time: another try has none either
@@ -94,6 +95,7 @@ class Retrying:
         if error.kind is ErrorKind.RATE_LIMITED:
             pause = None if error.retry_after is None else min(error.retry_after, MAX_RETRY_AFTER)
             self.throttle.limited(self.clock(), pause)
+            raise error
         if not error.retryable or self.retries >= self.policy.max_retries:
             raise error
         if until is not None and self.clock() + delay >= until:
@@ -107,8 +109,7 @@ class Retrying:
             error.kind.value,
             error,
         )
-        # A rate-limited retry waits in the throttle, like every other request of the account.
-        return 0.0 if error.kind is ErrorKind.RATE_LIMITED else delay
+        return delay
 
 
 def monotonic_deadline(deadline: float | None) -> float | None:

@@ -3,7 +3,7 @@
 Each account (API, endpoint and secret) has a rate, in requests per minute, that this process keeps
 to. It starts at the account's budget (:func:`budget`) and adapts to the answers the server gives:
 
-- a rate-limit answer halves the rate in use (at most once per :data:`COOLDOWN`), and a
+- a rate-limit answer halves the rate in use (at most once a minute, :data:`COOLDOWN`), and a
   ``Retry-After`` pauses the whole account;
 - every accepted request grows the rate by :data:`GROWTH` of a request per minute, i.e. by 2 % a
   minute while the account keeps sending, up to the budget.
@@ -29,9 +29,10 @@ import threading
 GROWTH = 0.02
 #: On a rate limit, the rate in use is multiplied by this.
 DECREASE = 0.5
-#: Seconds after a decrease during which further rate limits cut nothing more: they answer requests
-#: sent before the cut (and a retry of the same poll), not the new rate.
-COOLDOWN = 20.0
+#: Seconds after a decrease during which further rate limits cut nothing more: TrueWatch counts a
+#: sliding minute, so the server's count shows a cut only a minute later; until then its answers
+#: speak of the old rate (and a burst of other processes' first polls does not cut it again and again).
+COOLDOWN = 60.0
 #: The slowest pace (requests per minute): one request every 5 minutes, so that a crowded account
 #: still reaches every wait; the sensor's timeout bounds the rest.
 MIN_RATE = 0.2
