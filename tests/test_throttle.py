@@ -165,3 +165,14 @@ async def test_waits_of_a_paced_account_take_turns(emulator: EmulatorServer) -> 
     for start in range(len(order) - 4):
         window = order[start : start + 5]
         assert len(set(window)) == 5, f"not round-robin at request {start}: {order}"
+
+
+def test_a_cut_is_logged_with_the_new_pace_and_without_the_secret(caplog: pytest.LogCaptureFixture) -> None:
+    key = account_key("TrueWatch", "https://openapi.example", "tw_secret_value")
+    throttle = throttle_for(key, 18.0)
+    with caplog.at_level("INFO", logger=pacing.__name__):
+        throttle.limited(100.0)
+    [line] = [r.getMessage() for r in caplog.records if r.name == pacing.__name__]
+    assert line.startswith("The TrueWatch account at https://openapi.example (secret ")
+    assert "now sends it 9 requests a minute (was 18)" in line
+    assert "tw_secret_value" not in line

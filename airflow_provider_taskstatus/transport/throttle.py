@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import math
 import threading
+
+log = logging.getLogger(__name__)
 
 #: Each accepted request adds this to the rate (requests per minute): a process sending r a minute
 #: grows r x 2 % a minute. Slow on purpose: a dozen processes on one budget then meet a rejection
@@ -48,9 +51,11 @@ class AccountThrottle:
 
     :param requests_per_minute: the budget, the highest rate this process paces at; ``None`` for an
         account without one, which then goes unpaced until a rate limit says otherwise.
+    :param name: how log lines name the account (never its secret).
     """
 
-    def __init__(self, requests_per_minute: float | None = None) -> None:
+    def __init__(self, requests_per_minute: float | None = None, name: str = "account") -> None:
+        self.name = name
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self._blocked_until = 0.0
@@ -109,9 +114,16 @@ class AccountThrottle:
             if now - self._last_cut < COOLDOWN:
                 return
             self._last_cut = now
-            self.rate = max(MIN_RATE, DECREASE * min(self.rate, self._rate_in_use()))
+            was = min(self.rate, self._rate_in_use())
+            self.rate = max(MIN_RATE, DECREASE * was)
             # Requests already spaced at the old rate wait for the new one.
             self._next_slot = max(self._next_slot, now + 60.0 / self.rate)
+        log.info(
+            "%s answered a rate limit: this process now sends it %.2g requests a minute (was %.2g).",
+            self.name,
+            self.rate,
+            was,
+        )
 
     def block(self, now: float, seconds: float) -> None:
         """Nobody sends for ``seconds``."""
@@ -149,7 +161,9 @@ def throttle_for(key: str, requests_per_minute: float | None = None) -> AccountT
     with _registry_lock:
         throttle = _throttles.get(key)
         if throttle is None:
-            throttle = _throttles[key] = AccountThrottle(requests_per_minute)
+            api, base_url, digest = key.split("|")
+            name = f"The {api} account at {base_url} (secret {digest[:6]}…)"
+            throttle = _throttles[key] = AccountThrottle(requests_per_minute, name)
         elif throttle.ceiling != (requests_per_minute or math.inf):
             throttle.set_budget(requests_per_minute)
         return throttle
