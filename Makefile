@@ -23,7 +23,7 @@ MARKS_3.3  :=
 # The package as a user installs it (not editable) is rebuilt into a matrix venv when any of it changes.
 PACKAGE_FILES := pyproject.toml $(shell find airflow_provider_taskstatus -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: venv lint test test-fast demo emulator lock clean browser bench matrix-venvs locks/airflow-%.txt-compile \
+.PHONY: venv lint test test-fast demo emulator lock clean browser bench scale matrix-venvs locks/airflow-%.txt-compile \
 	$(addprefix test-,$(AIRFLOW_VERSIONS))
 
 venv: $(STAMP)
@@ -67,6 +67,12 @@ $(addprefix test-,$(AIRFLOW_VERSIONS)): test-%: .venv-%/.installed-stamp
 # Everything but the slow runs through Airflow (example DAGs, real processes, REST, browser), newest release.
 test-fast: venv
 	$(BIN)/pytest -q -m "not dags and not e2e and not api and not browser"
+
+# 60 deferred + 10 poke-mode TrueWatch sensors on one key against the emulator's 20-a-minute budget, on
+# real Airflow 3.3 processes with two triggerers (~10 min; see README "Request budgets").
+scale: .venv-$(NEWEST)/.installed-stamp
+	TASKSTATUS_SCALE=1 TASKSTATUS_TEST_INSTALLED=1 .venv-$(NEWEST)/bin/pytest -q -s --import-mode=append \
+		-p no:cacheprovider --junitxml=test-results/scale.xml tests/e2e/test_budget_at_scale.py
 
 demo: venv
 	$(BIN)/python scripts/demo.py

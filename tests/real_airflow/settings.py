@@ -25,6 +25,7 @@ E2E_DAG_IDS = (
     "e2e_coze_timeout_soft_fail",
     "e2e_coze_timeout_30s",
     "e2e_coze_failover",
+    "e2e_truewatch_budget",
 )
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: Seconds for ``airflow db migrate`` and for all processes to become ready (a loaded 2-core machine).
@@ -147,6 +148,8 @@ PROCESS_COMMANDS: dict[str, Callable[[int], list[str]]] = {
     "scheduler": lambda port: ["scheduler", "--skip-serve-logs"],
     "dag-processor": lambda port: ["dag-processor"],
     "triggerer": lambda port: ["triggerer", "--skip-serve-logs"],
+    # A second triggerer with the deployment's capacity (``make scale`` sets it through the environment).
+    "triggerer-b": lambda port: ["triggerer", "--skip-serve-logs"],
     "triggerer-2": lambda port: [
         "triggerer",
         "--skip-serve-logs",
