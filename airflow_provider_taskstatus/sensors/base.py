@@ -56,7 +56,9 @@ class TaskStatusSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
     :param request_timeout: seconds one HTTP request may take (never past the sensor timeout).
-    :param max_retries: retries of one request on a transient error or rate limit.
+    :param max_retries: retries of one request on a transient error, within a poll. A rate limit is not
+        retried (the account slows down instead), nor is a deferrable sensor's first poke (its trigger
+        retries, without holding a worker slot).
     :param retry_backoff: first backoff ceiling in seconds, doubling per retry (full jitter below it).
     :param max_retry_backoff: highest backoff ceiling; a ``Retry-After`` header may ask for more.
     :param max_consecutive_failures: polls in a row that may fail transiently before the task fails.
