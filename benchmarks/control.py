@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +48,28 @@ class EmulatorClient:
         specs = [{"api": api, "task_id": task_id, "steps": steps} for task_id in task_ids]
         for start in range(0, len(specs), 5000):
             self._call("POST", "/_emulator/tasks", specs[start : start + 5000])
+
+    def set_scripts(self, api: str, scripts: dict[str, list[dict[str, Any]]]) -> None:
+        """Create or replace scripted tasks of one API, each with its own steps, in one request."""
+        self._call(
+            "POST", "/_emulator/tasks", [{"api": api, "task_id": t, "steps": s} for t, s in scripts.items()]
+        )
+
+    def set_limits(self, limits: dict[str, Any]) -> dict[str, Any]:
+        """Enforce request budgets from now on, from empty windows (``reset`` lifts them)."""
+        result: dict[str, Any] = self._call("POST", "/_emulator/limits", limits)
+        return result
+
+    def requests(self, api: str) -> list[dict[str, Any]]:
+        """The emulator's request log for one API since the last reset, oldest first."""
+        result: list[dict[str, Any]] = self._call("GET", f"/_emulator/requests?api={api}")
+        return result
+
+    def changes(self, api: str, task_id: str) -> list[dict[str, Any]]:
+        """When each step of a scripted task started answering (epoch seconds), oldest first."""
+        query = urllib.parse.urlencode({"api": api, "task_id": task_id})
+        result: list[dict[str, Any]] = self._call("GET", f"/_emulator/changes?{query}")
+        return result
 
     def flip(self, api: str, ids: list[str]) -> None:
         self._call("POST", "/_emulator/flip", {"api": api, "ids": ids})

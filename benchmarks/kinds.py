@@ -149,10 +149,14 @@ def connection_env(port: int) -> dict[str, str]:
             "host": f"https://127.0.0.1:{port}",
             "password": DEFAULT_COZE_TOKEN,
         },
+        # No pacing (0): these phases measure what a poll costs, with a thousand triggers on one key
+        # of an emulator that enforces no budget; paced at TrueWatch's default (18 a minute per key)
+        # they would send 9 requests in a 30 s window. The budget phase (budget.py) paces the key.
         TrueWatch.conn_id: {
             "conn_type": "truewatch",
             "host": f"https://127.0.0.1:{port}",
             "password": DEFAULT_TRUEWATCH_KEY,
+            "extra": json.dumps({"requests_per_minute": 0}),
         },
         # DbtCloudHook builds https://{host}/api/v2/...: the port goes into the host ("tenant").
         DbtCloud.conn_id: {
