@@ -80,7 +80,8 @@ demo: venv
 emulator: venv
 	$(BIN)/taskstatus-emulator --port 8765
 
-# Our triggers against dbt Cloud's and the HTTP provider's on a TLS emulator (~7 min; see benchmarks/README.md).
+# Our triggers against dbt Cloud's and the HTTP provider's on a TLS emulator, then the budget phase
+# (~11 min; see benchmarks/README.md).
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 

@@ -61,8 +61,9 @@ class Row:
             "persistent": MAX_CONSECUTIVE_FAILURES * per_poll,
             "fatal": 1,
         }
-        # A limited wait outlives the failure budget: more requests than a persistent fault's.
-        return 1 + cost.get(self.kind, MAX_CONSECUTIVE_FAILURES * per_poll + 1)
+        # A limited wait outlives the failure budget: more rate-limited polls (one request each) than
+        # the failed polls that would end it.
+        return 1 + cost.get(self.kind, MAX_CONSECUTIVE_FAILURES + 1)
 
     @property
     def id(self) -> str:

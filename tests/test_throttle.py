@@ -76,6 +76,16 @@ def test_a_slow_poller_halves_the_rate_it_uses_not_its_budget() -> None:
     assert throttle.reserve(35.0) == pytest.approx(20.0), "the next request waits for the new pace"
 
 
+def test_sends_before_an_idle_spell_do_not_make_the_pace_look_slow() -> None:
+    throttle = AccountThrottle(requests_per_minute=18)
+    for n in range(8):
+        throttle.reserve(10.0 * n)
+    for n in range(3):  # an hour later, three polls 10 s apart: 6 a minute
+        throttle.reserve(3600.0 + 10.0 * n)
+    throttle.limited(3625.0)
+    assert throttle.rate == pytest.approx(3.0), "cut from the pace of the last minute, not of the last hour"
+
+
 def test_an_account_without_a_budget_is_unpaced_until_a_rate_limit() -> None:
     throttle = AccountThrottle()
     assert [throttle.reserve(5.0) for _ in range(3)] == [0.0, 0.0, 0.0]

@@ -114,7 +114,7 @@ class AccountThrottle:
             if now - self._last_cut < COOLDOWN:
                 return
             self._last_cut = now
-            was = min(self.rate, self._rate_in_use())
+            was = min(self.rate, self._rate_in_use(now))
             self.rate = max(MIN_RATE, DECREASE * was)
             # Requests already spaced at the old rate wait for the new one.
             self._next_slot = max(self._next_slot, now + 60.0 / self.rate)
@@ -130,12 +130,13 @@ class AccountThrottle:
         with self._lock:
             self._blocked_until = max(self._blocked_until, now + seconds)
 
-    def _rate_in_use(self) -> float:
-        """Requests per minute actually sent lately: a slow poller cuts from its pace, not its budget."""
-        sent = self._sent
-        if len(sent) < 2 or sent[-1] <= sent[0]:
+    def _rate_in_use(self, now: float) -> float:
+        """Requests per minute actually sent in the last minute: a slow poller cuts from its pace, not
+        its budget, and sends before an idle spell do not count (they would make the pace look slow)."""
+        recent = [t for t in self._sent if t > now - 60.0]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
             return self.rate if self.rate < math.inf else 60.0
-        return 60.0 * (len(sent) - 1) / (sent[-1] - sent[0])
+        return 60.0 * (len(recent) - 1) / (recent[-1] - recent[0])
 
 
 def budget(documented: float | None, configured: float | None) -> float | None:
