@@ -27,8 +27,8 @@ import threading
 log = logging.getLogger(__name__)
 
 #: Each accepted request adds this to the rate (requests per minute): a process sending r a minute
-#: grows r x 2 % a minute. Slow on purpose: a dozen processes on one budget then meet a rejection
-#: every few minutes between them; a process alone gets back to the budget within the hour.
+#: grows r x 2 % a minute. Slow on purpose: once a dozen processes on one budget have converged,
+#: rejections stay rare; the price is that a process wins back a halving in about 35 minutes.
 GROWTH = 0.02
 #: On a rate limit, the rate in use is multiplied by this.
 DECREASE = 0.5
