@@ -35,8 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import budget
-from benchmarks.budget import BudgetBench, BudgetConfig, BudgetRun
+from benchmarks import budget_figures
+from benchmarks.budget import BudgetBench
+from benchmarks.budget_figures import BudgetConfig, BudgetRun
 from benchmarks.control import EmulatorClient, EmulatorProcess
 from benchmarks.imports import ImportTimes, measure_imports
 from benchmarks.kinds import KINDS, connection_env
@@ -338,7 +339,7 @@ def run_budget(bench: Bench) -> list[BudgetRun]:
     for processes in cfg.processes:
         print(
             f"[bench] budget: {cfg.triggers} TrueWatch triggers on one key over {processes} "
-            f"process(es), {budget.PER_KEY}/min enforced, time ×{cfg.scale:g} ...",
+            f"process(es), {budget_figures.PER_KEY}/min enforced, time ×{cfg.scale:g} ...",
             flush=True,
         )
         run, raw = runner.run(cfg, processes)
@@ -369,8 +370,8 @@ def budget_targets(runs: Sequence[BudgetRun]) -> list[Target]:
                 )
                 + f"; {run.rejected_share:.1%} of all",
                 "—",
-                f"< {budget.REJECTED_GOAL:.0%}",
-                converged and (run.rejected_after or 0.0) < budget.REJECTED_GOAL,
+                f"< {budget_figures.REJECTED_GOAL:.0%}",
+                converged and (run.rejected_after or 0.0) < budget_figures.REJECTED_GOAL,
             )
         )
         targets.append(
@@ -439,14 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text_table(all_rows, targets))
     if budget_runs:
         print()
-        print(budget.text_table(budget_runs))
+        print(budget_figures.text_table(budget_runs))
         for run in budget_runs:
-            print("\n".join(["", *budget.timeline_lines(run)]))
+            print("\n".join(["", *budget_figures.timeline_lines(run)]))
     print("\nMarkdown for the README:\n")
     print(markdown(all_rows, targets))
     if budget_runs:
         print()
-        print(budget.markdown(budget_runs, config.budget))
+        print(budget_figures.markdown(budget_runs, config.budget))
     report = {
         "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {
