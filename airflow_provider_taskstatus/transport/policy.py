@@ -122,8 +122,13 @@ def slot_wait(throttle: AccountThrottle, until: float | None, url: str) -> float
     """Seconds until the account's next free slot; :class:`DeadlineError` if it opens too late."""
     wait = throttle.reserve(time.monotonic(), until)
     if wait is None:
-        raise deadline_error(url, "the account's request pacing or rate-limit pause reaches past it")
+        raise paced_past(url)
     return wait
+
+
+def paced_past(url: str) -> DeadlineError:
+    """The account's next slot opens at or after the wait's deadline: the request is not sent."""
+    return deadline_error(url, "the account's request pacing or rate-limit pause reaches past it")
 
 
 def request_timeout(limit: float, until: float | None, url: str) -> float:

@@ -90,7 +90,7 @@ class AccountThrottle:
             start = max(now, self._blocked_until, self._next_slot)
             if until is not None and start >= until:
                 return None
-            self._next_slot = start + 60.0 / self.rate
+            self._next_slot = start + self.interval
             self._sent.append(start)
             return start - now
 
@@ -107,17 +107,17 @@ class AccountThrottle:
 
     def limited(self, now: float, pause: float | None = None) -> None:
         """The server answered a rate limit: cut the rate in use; with ``pause``, nobody sends for that long."""
+        if pause:
+            self.block(now, pause)
         with self._lock:
             self.limits += 1
-            if pause:
-                self._blocked_until = max(self._blocked_until, now + pause)
             if now - self._last_cut < COOLDOWN:
                 return
             self._last_cut = now
             was = min(self.rate, self._rate_in_use(now))
             self.rate = max(MIN_RATE, DECREASE * was)
             # Requests already spaced at the old rate wait for the new one.
-            self._next_slot = max(self._next_slot, now + 60.0 / self.rate)
+            self._next_slot = max(self._next_slot, now + self.interval)
         log.info(
             "%s answered a rate limit: this process now sends it %.2g requests a minute (was %.2g).",
             self.name,

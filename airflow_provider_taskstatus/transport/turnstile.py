@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 
+from airflow_provider_taskstatus.models.base import DeadlineError
 from airflow_provider_taskstatus.models.failures import deadline_error
+from airflow_provider_taskstatus.transport.policy import paced_past
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 
@@ -27,22 +29,14 @@ class Turnstile:
         self._queue: collections.deque[tuple[asyncio.Future[None], float | None, str]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
 
-    def __len__(self) -> int:
-        return len(self._queue)
-
     async def turn(self, until: float | None, url: str) -> None:
         """Return when this request may go; :class:`DeadlineError` if its turn would come after ``until``.
 
         ``until`` is on the monotonic clock, which is also the event loop's.
         """
         now = self._loop.time()
-        if not self._queue:
-            start = self._throttle.free_at(now)
-            if until is not None and start >= until:
-                raise deadline_error(url, "the account's request pacing or rate-limit pause reaches past it")
-            if start <= now:
-                self._throttle.reserve(now)
-                return
+        if not self._queue and self._take(now, until, url):
+            return
         future: asyncio.Future[None] = self._loop.create_future()
         self._queue.append((future, until, url))
         self._arm()
@@ -53,6 +47,16 @@ class Turnstile:
             await asyncio.wait_for(future, max(0.0, until - now))
         except asyncio.TimeoutError:
             raise deadline_error(url, "its turn in the account's request queue comes too late") from None
+
+    def _take(self, now: float, until: float | None, url: str) -> bool:
+        """Take the account's slot if it is open now; :class:`DeadlineError` if it opens too late."""
+        start = self._throttle.free_at(now)
+        if until is not None and start >= until:
+            raise paced_past(url)
+        if start > now:
+            return False
+        self._throttle.reserve(now)
+        return True
 
     def _arm(self) -> None:
         if self._timer is None and self._queue:
@@ -67,14 +71,13 @@ class Turnstile:
             if future.done():  # cancelled, or out of time
                 self._queue.popleft()
                 continue
-            start = self._throttle.free_at(now)
-            if until is not None and start >= until:
+            try:
+                if not self._take(now, until, url):
+                    break  # the rate was cut meanwhile: wait for the new slot
+            except DeadlineError as error:
                 self._queue.popleft()
-                future.set_exception(deadline_error(url, "the account's request pacing reaches past it"))
+                future.set_exception(error)
                 continue
-            if start > now:  # the rate was cut meanwhile: wait for the new slot
-                break
-            self._throttle.reserve(now)
             self._queue.popleft()
             future.set_result(None)
             break
