@@ -16,6 +16,8 @@ from airflow_provider_taskstatus.connection_forms import ConnectionForm
 from airflow_provider_taskstatus.models.base import (
     ApiError,
     ErrorKind,
+    Started,
+    StartRequest,
     StatusApi,
     TaskStatus,
     TaskStatusError,
@@ -198,6 +200,32 @@ class TaskStatusHook(BaseHook):
             endpoint.throttle,
             reuse_within,
             deadline,
+        )
+
+    # -- start calls ------------------------------------------------------------------------
+
+    def _start(self, request: StartRequest) -> Started:
+        """Send a start call built by the API adapter; see ``Retrying`` for which failures are retried."""
+        endpoint = self.get_endpoint()
+        return self._transport.post(
+            endpoint.base_url + request.path,
+            endpoint.headers,
+            request,
+            lambda response: self.api.interpret_start(response, request),
+            endpoint.throttle,
+        )
+
+    async def _astart(self, request: StartRequest) -> Started:
+        from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
+
+        endpoint = await self.aget_endpoint()
+        return await aio.post(
+            endpoint.base_url + request.path,
+            endpoint.headers,
+            request,
+            lambda response: self.api.interpret_start(response, request),
+            self.request_policy,
+            endpoint.throttle,
         )
 
     def test_connection(self) -> tuple[bool, str]:

@@ -1,9 +1,10 @@
-"""Hook for the Coze OpenAPI copy-task status call."""
+"""Hook for the Coze OpenAPI copy tasks: start a copy, read its status."""
 
 from __future__ import annotations
 
 from airflow_provider_taskstatus.connection_forms import COZE_FORM
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
+from airflow_provider_taskstatus.models.base import Started
 from airflow_provider_taskstatus.models.coze import COZE
 
 
@@ -21,3 +22,19 @@ class CozeHook(TaskStatusHook):
     default_conn_name = COZE_FORM.default_conn_name
     conn_type = COZE_FORM.conn_type
     hook_name = COZE_FORM.hook_name
+
+    def start_copy(self, entity_id: str, entity_type: str, to_workspace_id: str | None = None) -> Started:
+        """Copy a bot, app or workflow (``POST /v1/entities/copy_tasks``).
+
+        :return: ``task_id`` set for an asynchronous copy (apps, workflows, any copy to another
+            workspace), to wait on; ``None`` for a bot copied within its workspace, which is done:
+            ``payload["copied_entity_id"]`` is the copy.
+        :raises ApiError: kind ``UNCERTAIN`` when the call failed after it may have created a copy.
+        """
+        return self._start(self.api.copy_request(entity_id, entity_type, to_workspace_id))
+
+    async def astart_copy(
+        self, entity_id: str, entity_type: str, to_workspace_id: str | None = None
+    ) -> Started:
+        """Async twin of :meth:`start_copy`."""
+        return await self._astart(self.api.copy_request(entity_id, entity_type, to_workspace_id))

@@ -34,6 +34,9 @@ class ErrorKind(str, enum.Enum):
     TLS = "tls"
     RATE_LIMITED = "rate_limited"
     TRANSIENT = "transient"
+    #: A start call failed after its request may have reached the service: whether it created a
+    #: remote task is unknown, so it is neither retried nor worth retrying blindly.
+    UNCERTAIN = "uncertain"
 
     @property
     def retryable(self) -> bool:
@@ -60,9 +63,13 @@ class ApiError(TaskStatusError):
         code: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        unsent: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
+        #: The request provably never reached the service (no connection was made): even a call
+        #: that creates something may be retried.
+        self.unsent = unsent
         self.message = message
         self.http_status = http_status
         self.code = code
@@ -115,6 +122,33 @@ class TaskStatus:
     request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class StartRequest:
+    """A call that creates a remote task, built by an API adapter and sent by a transport."""
+
+    path: str
+    body: bytes | None = field(default=None, repr=False)
+    content_type: str | None = None
+    #: What the call does, for every message about it: "Coze copy of workflow '7530…'".
+    what: str = "start call"
+    #: Where a person checks whether the call created something, when its answer was lost.
+    where_to_check: str = "the service's console"
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A classified answer to a start call."""
+
+    #: The remote task to wait for; None when the work finished within the call (a bot copied in
+    #: its own workspace).
+    task_id: str | None
+    #: The API's ``data`` / ``content`` object.
+    payload: dict[str, Any]
+    message: str
+    request_id: str | None = None
+
+
 class StatusApi(Protocol):
     """What an API adapter declares. Everything else is shared."""
 
@@ -137,6 +171,10 @@ class StatusApi(Protocol):
 
     def interpret(self, response: RawResponse, task_id: str) -> TaskStatus:
         """Classify a response; raise :class:`ApiError` when it carries no status."""
+        ...
+
+    def interpret_start(self, response: RawResponse, request: StartRequest) -> Started:
+        """Classify the answer to a start call ``request``; raise :class:`ApiError` when it started nothing."""
         ...
 
 

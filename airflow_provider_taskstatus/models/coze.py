@@ -1,4 +1,5 @@
-"""Coze copy-task status: ``GET /v1/entities/copy_tasks/{task_id}``.
+"""Coze copy tasks: the copy call ``POST /v1/entities/copy_tasks`` and the status call
+``GET /v1/entities/copy_tasks/{task_id}``.
 
 Envelope ``{"code": 0, "msg": "", "data": {...}, "detail": {"logid": ...}}``; ``code`` decides,
 whatever the HTTP status (which Coze pairs with a non-zero code is unconfirmed).
@@ -6,12 +7,16 @@ whatever the HTTP status (which Coze pairs with a non-zero code is unconfirmed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_taskstatus.models.base import (
+    ApiError,
     ErrorKind,
     RawResponse,
+    Started,
+    StartRequest,
     State,
     TaskStatus,
     encode,
@@ -23,6 +28,7 @@ from airflow_provider_taskstatus.models.base import (
     shorten,
     status_object,
     unusable_body_error,
+    validate_task_id,
 )
 from airflow_provider_taskstatus.models.hosts import normalize_base_url
 
@@ -50,13 +56,28 @@ CODE_KINDS = {
 #: one more rejected request. A per-minute limit needs no pause: the pacing slows down instead.
 RATE_LIMIT_PAUSES = {4008: 300.0, 4009: 60.0}
 
+_AUTH_HINT = (
+    "check the API token in the connection's password field, its permissions, and that the host "
+    f"matches the token's region ({DEFAULT_HOST} for coze.cn tokens, {INTERNATIONAL_HOST} for coze.com)"
+)
 HINTS = {
-    ErrorKind.AUTH: (
-        "check the API token in the connection's password field, its permissions, and that the host "
-        f"matches the token's region ({DEFAULT_HOST} for coze.cn tokens, {INTERNATIONAL_HOST} for coze.com)"
-    ),
+    ErrorKind.AUTH: _AUTH_HINT,
     ErrorKind.NOT_FOUND: "check the copy task id and that the token belongs to the task's account",
 }
+#: The same codes answering the copy call itself.
+START_HINTS = {
+    ErrorKind.AUTH: _AUTH_HINT,
+    ErrorKind.NOT_FOUND: "check the entity id and type, and that the token's account can see the entity",
+    ErrorKind.BAD_REQUEST: "check entity_id, entity_type and to_workspace_id",
+}
+
+#: What ``POST /v1/entities/copy_tasks`` copies.
+ENTITY_TYPES = ("bot", "app", "workflow")
+
+
+def _text(value: Any) -> bool:
+    """A usable id: Coze sends ids as strings; a number is accepted, an empty value is not."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip() != ""
 
 
 def kind_for_code(code: int, http_status: int) -> ErrorKind:
@@ -100,6 +121,57 @@ class CozeApi:
         return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
     def interpret(self, response: RawResponse, task_id: str) -> TaskStatus:
+        body, logid = self._unwrap(response, HINTS)
+        label = self.request_id_label
+        data, remote = status_object(body, "data", "task_status", self.name, label, response, logid)
+        state = STATES.get(remote, State.UNKNOWN)
+        return TaskStatus(state, remote, self._message(task_id, state, remote, data, logid), data, logid)
+
+    def copy_request(
+        self, entity_id: str, entity_type: str, to_workspace_id: str | None = None
+    ) -> StartRequest:
+        """``POST /v1/entities/copy_tasks``; ``ValueError`` names a bad argument before anything is sent."""
+        entity_id = validate_task_id(entity_id, "entity_id")
+        if entity_type not in ENTITY_TYPES:
+            raise ValueError(
+                f"entity_type must be one of {', '.join(ENTITY_TYPES)}, got {shorten(str(entity_type))!r}."
+            )
+        target = validate_task_id(to_workspace_id, "to_workspace_id") if to_workspace_id else ""
+        body = {"entity_id": entity_id, "entity_type": entity_type, "to_workspace_id": target}
+        where = f"workspace {target}" if target else "the entity's own workspace"
+        return StartRequest(
+            STATUS_PATH,
+            json.dumps(body).encode(),
+            "application/json",
+            what=f"Coze copy of {entity_type} {shorten(entity_id)!r} to {where}",
+            where_to_check=f"{where} for a copy of the {entity_type}",
+        )
+
+    def interpret_start(self, response: RawResponse, request: StartRequest) -> Started:
+        """A ``task_id`` to wait for, or ``copied_entity_id`` when the copy was synchronous (a bot
+        copied inside its own workspace)."""
+        body, logid = self._unwrap(response, START_HINTS)
+        data = body.get("data")
+        note = id_note(self.request_id_label, logid)
+        if isinstance(data, dict) and _text(data.get("task_id")):
+            task_id = str(data["task_id"])
+            return Started(task_id, data, f"{request.what} started: copy task {task_id}{note}", logid)
+        if isinstance(data, dict) and _text(data.get("copied_entity_id")):
+            copied = data["copied_entity_id"]
+            return Started(
+                None, data, f"{request.what} done at once: the copy is entity {copied}{note}", logid
+            )
+        raise ApiError(
+            ErrorKind.TRANSIENT,
+            f"Coze API answered the copy call without data.task_id or data.copied_entity_id{note}",
+            http_status=response.status,
+            request_id=logid,
+        )
+
+    def _unwrap(
+        self, response: RawResponse, hints: Mapping[ErrorKind, str]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The envelope of a ``code == 0`` answer and its logid; any other answer as an :class:`ApiError`."""
         body = json_object(response)
         detail = body.get("detail") if body else None
         logid = (detail.get("logid") if isinstance(detail, dict) else None) or header(
@@ -108,18 +180,22 @@ class CozeApi:
         code = body.get("code") if body else None
         if body is None or not isinstance(code, int) or isinstance(code, bool):
             raise unusable_body_error(self.name, response, logid, self.request_id_label)
-        label = self.request_id_label
         if code != 0:
             kind = kind_for_code(code, response.status)
             error = envelope_error(
-                self.name, label, kind, str(code), body.get("msg"), HINTS.get(kind), response, logid
+                self.name,
+                self.request_id_label,
+                kind,
+                str(code),
+                body.get("msg"),
+                hints.get(kind),
+                response,
+                logid,
             )
             if error.retry_after is None:
                 error.retry_after = RATE_LIMIT_PAUSES.get(code)
             raise error
-        data, remote = status_object(body, "data", "task_status", self.name, label, response, logid)
-        state = STATES.get(remote, State.UNKNOWN)
-        return TaskStatus(state, remote, self._message(task_id, state, remote, data, logid), data, logid)
+        return body, logid
 
     def _message(
         self, task_id: str, state: State, remote: str, data: dict[str, Any], logid: str | None

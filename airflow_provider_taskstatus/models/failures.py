@@ -11,7 +11,7 @@ import re
 import ssl
 from collections.abc import Iterator
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, shorten
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, StartRequest, shorten
 from airflow_provider_taskstatus.models.hosts import origin
 
 #: A URL in a message: room for any real endpoint, but not for a 5,000-character task id.
@@ -66,8 +66,9 @@ def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
     return found
 
 
-def request_error(url: str, error: BaseException, *, tls: bool = False) -> ApiError:
-    """A request that got no answer, classified; ``tls``: the client library called it a TLS failure.
+def request_error(url: str, error: BaseException, *, tls: bool = False, unsent: bool = False) -> ApiError:
+    """A request that got no answer, classified; ``tls``: the client library called it a TLS failure;
+    ``unsent``: it failed while connecting, so the request never reached the server.
 
     A TLS failure is a setup problem (the certificate, or an https:// URL on a plain-HTTP port):
     every retry would repeat it, so it fails at once. A connection the peer dropped mid-handshake
@@ -76,10 +77,14 @@ def request_error(url: str, error: BaseException, *, tls: bool = False) -> ApiEr
     reason = failure_reason(error)
     found = _ssl_cause(error)
     if (found is None and not tls) or isinstance(found, _DROPPED):
-        return ApiError(ErrorKind.TRANSIENT, f"Request to {shorten(url, URL_LIMIT)} failed: {reason}")
+        return ApiError(
+            ErrorKind.TRANSIENT, f"Request to {shorten(url, URL_LIMIT)} failed: {reason}", unsent=unsent
+        )
     where = origin(url)
     return ApiError(
-        ErrorKind.TLS, f"TLS handshake with {where} failed: {reason}{_tls_hint(where, found, reason)}"
+        ErrorKind.TLS,
+        f"TLS handshake with {where} failed: {reason}{_tls_hint(where, found, reason)}",
+        unsent=True,
     )
 
 
@@ -99,17 +104,35 @@ def _tls_hint(where: str, found: ssl.SSLError | None, reason: str) -> str:
     return ""
 
 
-def timeout_error(url: str, timeout: float, *, cut: bool) -> ApiError:
-    """No answer within ``timeout``; ``cut``: the wait's deadline had shortened it, so say that."""
+def timeout_error(url: str, timeout: float, *, cut: bool, unsent: bool = False) -> ApiError:
+    """No answer within ``timeout``; ``cut``: the wait's deadline had shortened it, so say that;
+    ``unsent``: the time ran out while connecting, before the request was sent."""
     if cut:
         return deadline_error(url)
-    return ApiError(ErrorKind.TRANSIENT, f"No answer from {shorten(url, URL_LIMIT)} within {timeout:g} s")
+    what = "Could not connect to" if unsent else "No answer from"
+    return ApiError(
+        ErrorKind.TRANSIENT, f"{what} {shorten(url, URL_LIMIT)} within {timeout:g} s", unsent=unsent
+    )
 
 
 def deadline_error(url: str, why: str = "") -> DeadlineError:
     """The wait's deadline came before an answer from ``url``; ``why``: what held the request back."""
     return DeadlineError(
         f"No answer from {shorten(url, URL_LIMIT)} before the wait's deadline{'; ' + why if why else ''}"
+    )
+
+
+def uncertain_start(error: ApiError, request: StartRequest) -> ApiError:
+    """A start call that failed after its request may have reached the service (a timeout, a dropped
+    connection, a 5xx, an answer without the task id): a retry could create a second remote task."""
+    return ApiError(
+        ErrorKind.UNCERTAIN,
+        f"{request.what} failed, and the request may have reached the service first: {error}. A remote "
+        f"task may exist, so it was not retried; check {request.where_to_check} before running this "
+        "task again",
+        http_status=error.http_status,
+        code=error.code,
+        request_id=error.request_id,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse, StartRequest
 from airflow_provider_taskstatus.models.failures import deadline_error, request_error, timeout_error
 from airflow_provider_taskstatus.models.hosts import origin
 from airflow_provider_taskstatus.transport.policy import RetryPolicy, monotonic_deadline, request_timeout
@@ -165,7 +165,9 @@ async def get(
         pool.inflight[key] = future
         pool.ends[key] = math.inf if until is None else until
         try:
-            result = await _fetch(pool, url, headers, interpret, policy, throttle, until)
+            result = await _fetch(
+                pool, pool.session, "GET", url, headers, None, interpret, policy, throttle, until
+            )
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
@@ -199,14 +201,53 @@ async def _join(inflight: asyncio.Future[T], ends: float, until: float | None, u
         raise deadline_error(url) from None
 
 
-async def _fetch(
-    pool: Pool,
+async def post(
     url: str,
     headers: Mapping[str, str],
+    request: StartRequest,
+    interpret: Callable[[RawResponse], T],
+    policy: RetryPolicy,
+    throttle: AccountThrottle,
+) -> T:
+    """Async twin of :meth:`SyncTransport.post <airflow_provider_taskstatus.transport.sync.SyncTransport.post>`.
+
+    Paced in turn with the loop's other requests of the account, but sent on a connection of its
+    own (closed after the call): a kept-alive one the server closed meanwhile would fail mid-send,
+    which reads like a request that may have arrived.
+    """
+    if request.content_type:
+        headers = {**headers, "Content-Type": request.content_type}
+    async with (
+        Lease() as pool,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+    ):
+        return await _fetch(
+            pool,
+            session,
+            request.method,
+            url,
+            headers,
+            request.body,
+            interpret,
+            policy,
+            throttle,
+            None,
+            request,
+        )
+
+
+async def _fetch(
+    pool: Pool,
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
     until: float | None,
+    creates: StartRequest | None = None,
 ) -> T:
     retrying = None  # made on the first failure only: most polls have none
     turnstile = pool.turnstile(throttle)
@@ -216,19 +257,22 @@ async def _fetch(
             async with pool.lane(url):
                 # Cut after the lane: the time spent queueing for a connection counts too.
                 timeout = request_timeout(policy.timeout, until, url)
-                response = await _send(pool.session, url, headers, timeout, cut=timeout < policy.timeout)
+                cut = timeout < policy.timeout
+                response = await _send(session, method, url, headers, body, timeout, cut)
             result = interpret(response)
             throttle.accepted()
             return result
         except ApiError as error:
-            retrying = retrying or policy.start(throttle)
+            retrying = retrying or policy.start(throttle, creates=creates)
             await asyncio.sleep(retrying.backoff(error, until))
 
 
 async def _send(
     session: aiohttp.ClientSession,
+    method: str,
     url: str,
     headers: Mapping[str, str],
+    body: bytes | None,
     timeout: float,
     cut: bool,
 ) -> RawResponse:
@@ -236,13 +280,18 @@ async def _send(
     client_timeout = aiohttp.ClientTimeout(total=timeout) if cut else _timeout(timeout)
     try:
         # The URL arrives percent-encoded, task id included: yarl must not re-encode it.
-        request = session.get(yarl.URL(url, encoded=True), headers=headers, timeout=client_timeout)
+        request = session.request(
+            method, yarl.URL(url, encoded=True), headers=headers, data=body, timeout=client_timeout
+        )
         async with request as response:
             return RawResponse(response.status, dict(response.headers), await response.read())
     except asyncio.TimeoutError:
         raise timeout_error(url, timeout, cut=cut) from None
     except aiohttp.ClientError as error:
-        raise request_error(url, error, tls=isinstance(error, aiohttp.ClientSSLError)) from None
+        # Failing to connect (refused, DNS, certificate) sent nothing; anything later may have.
+        unsent = isinstance(error, aiohttp.ClientConnectorError)
+        tls = isinstance(error, aiohttp.ClientSSLError)
+        raise request_error(url, error, tls=tls, unsent=unsent) from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind
-from airflow_provider_taskstatus.models.failures import deadline_error, retry_cut
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, StartRequest
+from airflow_provider_taskstatus.models.failures import deadline_error, retry_cut, uncertain_start
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,34 @@ class RetryPolicy:
         """Plain values, so a trigger can serialize the policy."""
         return asdict(self)
 
-    def start(self, throttle: AccountThrottle, rng: Callable[[], float] = random.random) -> Retrying:
-        return Retrying(self, throttle, rng)
+    def start(
+        self,
+        throttle: AccountThrottle,
+        rng: Callable[[], float] = random.random,
+        *,
+        creates: StartRequest | None = None,
+    ) -> Retrying:
+        """The retry state of one request; ``creates``: the request is a start call (see :class:`Retrying`)."""
+        return Retrying(self, throttle, rng, creates=creates)
 
 
 class Retrying:
-    """The retry state of one request: ask it how long to wait after each failure."""
+    """The retry state of one request: ask it how long to wait after each failure.
+
+    A start call (``creates``) is retried only after failures that provably created nothing:
+
+    ========================================================  =========================================
+    failure of a start call                                   outcome
+    ========================================================  =========================================
+    no connection made (refused, DNS, TLS handshake)          retried (``max_retries``); TLS: fails
+    rate limit (HTTP 429, Coze 4013/4020/…, TrueWatch         retried at the account's slower pace,
+    ``ft.*CurrentLimiting``)                                  after any ``Retry-After``
+    any other 4xx / error code (token, entity, arguments,     fails at once: nothing was created, and a
+    import conflict)                                          retry would be refused the same way
+    timeout after connecting, connection dropped, 5xx,        fails at once with ``UNCERTAIN``: a task
+    an answer without a usable body or without the task id    may exist; never retried
+    ========================================================  =========================================
+    """
 
     def __init__(
         self,
@@ -71,20 +93,23 @@ class Retrying:
         throttle: AccountThrottle,
         rng: Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
+        creates: StartRequest | None = None,
     ) -> None:
         self.policy = policy
         self.throttle = throttle
         self.rng = rng
         self.clock = clock
+        self.creates = creates
         self.retries = 0
 
     def backoff(self, error: ApiError, until: float | None = None) -> float:
         """Seconds to wait before retrying; re-raises ``error`` when it is fatal or the budget is spent,
         annotated when the wait would end past ``until`` (monotonic seconds).
 
-        A rate limit is not retried: it slows the whole account (through its throttle), and the
-        slower pace, and any ``Retry-After`` pause, apply to the account's next request, whoever
-        sends it. Retrying at once would only add a request the server is likely to refuse too.
+        A rate limit is not retried (but for a start call): it slows the whole account (through its
+        throttle), and the slower pace, and any ``Retry-After`` pause, apply to the account's next
+        request, whoever sends it. Retrying at once would only add a request the server is likely to
+        refuse too.
         """
         if isinstance(error, DeadlineError):
             raise error  # out of time: another try has none either
@@ -95,7 +120,11 @@ class Retrying:
         if error.kind is ErrorKind.RATE_LIMITED:
             pause = None if error.retry_after is None else min(error.retry_after, MAX_RETRY_AFTER)
             self.throttle.limited(self.clock(), pause)
-            raise error
+            if self.creates is None:
+                raise error
+            # A refused start created nothing, and no later poll would send it again: retry it.
+        elif self.creates is not None and error.kind is ErrorKind.TRANSIENT and not error.unsent:
+            raise uncertain_start(error, self.creates) from None
         if not error.retryable or self.retries >= self.policy.max_retries:
             raise error
         if until is not None and self.clock() + delay >= until:

@@ -1,4 +1,4 @@
-"""Blocking transport for poke mode: one ``requests.Session`` per hook, reused across pokes.
+"""Blocking transport for poke mode and start calls: one ``requests.Session`` per hook, reused.
 
 ``requests`` is imported on first use: DAG files import the sensors at every parse and never send.
 """
@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_taskstatus.models.base import ApiError, RawResponse
-from airflow_provider_taskstatus.models.failures import request_error, timeout_error
+from airflow_provider_taskstatus.models.base import ApiError, RawResponse, StartRequest
+from airflow_provider_taskstatus.models.failures import causes, request_error, timeout_error
 from airflow_provider_taskstatus.transport.policy import (
     RetryPolicy,
     monotonic_deadline,
@@ -46,28 +46,62 @@ class SyncTransport:
         not the whole request: connecting and reading may each take the time left (loopback or a
         kept-alive connection connects at once).
         """
-        until = monotonic_deadline(deadline)
-        retrying = self.policy.start(throttle)
+        return self._exchange("GET", url, headers, None, interpret, throttle, monotonic_deadline(deadline))
+
+    def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        request: StartRequest,
+        interpret: Callable[[RawResponse], T],
+        throttle: AccountThrottle,
+    ) -> T:
+        """Send a start call, retried only where it provably created nothing (see ``Retrying``).
+
+        It goes on a new connection: a kept-alive one that the server closed meanwhile would fail
+        mid-send, which reads like a request that may have arrived.
+        """
+        self.session.close()  # drops the idle connections; the session opens new ones
+        if request.content_type:
+            headers = {**headers, "Content-Type": request.content_type}
+        return self._exchange(request.method, url, headers, request.body, interpret, throttle, None, request)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        interpret: Callable[[RawResponse], T],
+        throttle: AccountThrottle,
+        until: float | None,
+        creates: StartRequest | None = None,
+    ) -> T:
+        retrying = self.policy.start(throttle, creates=creates)
         while True:
             time.sleep(slot_wait(throttle, until, url))
             try:
                 timeout = request_timeout(self.policy.timeout, until, url)
-                result = interpret(self._send(url, headers, timeout))
+                result = interpret(self._send(method, url, headers, body, timeout))
                 throttle.accepted()
                 return result
             except ApiError as error:
                 time.sleep(retrying.backoff(error, until))
 
-    def _send(self, url: str, headers: Mapping[str, str], timeout: float) -> RawResponse:
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> RawResponse:
         import requests
+        from urllib3.exceptions import ConnectTimeoutError  # NewConnectionError (refused, DNS) is one
 
         try:
-            response = self.session.get(url, headers=dict(headers), timeout=timeout)
-        except requests.Timeout:
-            raise timeout_error(url, timeout, cut=timeout < self.policy.timeout) from None
+            response = self.session.request(method, url, headers=dict(headers), data=body, timeout=timeout)
         except requests.RequestException as error:
+            unsent = any(isinstance(cause, ConnectTimeoutError) for cause in causes(error))
+            if isinstance(error, requests.Timeout):
+                raise timeout_error(url, timeout, cut=timeout < self.policy.timeout, unsent=unsent) from None
             tls = isinstance(error, requests.exceptions.SSLError)
-            raise request_error(url, error, tls=tls) from None
+            raise request_error(url, error, tls=tls, unsent=unsent) from None
         return RawResponse(response.status_code, response.headers, response.content)
 
     def close(self) -> None:
