@@ -388,6 +388,7 @@ def test_control_requests_filters_and_reset(emulator: EmulatorServer) -> None:
     assert len(log) == 1
     assert set(log[0]) == {
         "api",
+        "call",
         "task_id",
         "raw_path",
         "query_string",
@@ -629,9 +630,11 @@ def test_stats_counts_requests_and_connections(emulator: EmulatorServer) -> None
         "peers": 3,
         "by_api": {"coze": 3, "truewatch": 1, "http": 1},
         "by_status": {"200": 4, "404": 1},
+        "by_call": {"status": 5},
         "rejected": 0,
         "rejected_by_api": {},
         "rejected_by_limit": {},
+        "started": {"coze": 0, "truewatch": 0},
     }
     later = requests.get(emulator.base_url + "/_emulator/stats", params={"since": middle}, timeout=5).json()
     assert (later["requests"], later["connections"], later["new_connections"]) == (2, 2, 2)

@@ -1,4 +1,15 @@
-"""The ``/_emulator`` control endpoints: script tasks, faults and budgets, flip stand-ins, read the log, reset.
+"""The ``/_emulator`` control endpoints: script tasks, faults, start plans and budgets, flip stand-ins,
+read the log, reset.
+
+* ``POST /_emulator/tasks``, ``/faults``, ``/starts`` (plans, :mod:`.plans`), ``/limits``,
+  ``/resources`` (the TrueWatch workspace's, :mod:`.packages`), ``/flip``, ``/reset``;
+* ``GET /_emulator/requests[?api=&task_id=&call=&counts=true]``: the request log, a JSON list of
+  entries (``call`` is ``status`` or ``start``). With ``counts=true`` it is an object instead,
+  ``{"requests": [the list], "started": {"coze": n, "truewatch": n}}``: the side effects (tasks,
+  synchronous copies) of the start calls per API since the last reset, whatever the filters.
+  Without the flag the list stays a list, as the benchmark and older tests read it;
+* ``GET /_emulator/started[?api=]``: those side effects, oldest first (see ``EmulatorServer.started``);
+* ``GET /_emulator/stats``, ``/limits``, ``/changes``, ``/resources``, ``/health``.
 
 They are strict: a body or query key they do not know, or a step key the API's steps do not take,
 is refused with HTTP 400 ``{"error": ..., "known_keys": [...]}`` rather than ignored, because an
@@ -13,6 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from .limits import RateLimits
+from .packages import check_resources
+from .plans import plans_from_spec
 from .scripts import APIS, GLOBAL_FAULTS
 from .state import FLIP_APIS, STATE
 from .validation import SpecError, check_keys, faults_from_spec, task_from_spec
@@ -99,7 +112,7 @@ async def control_flip(request: web.Request) -> web.Response:
 
 
 async def control_reset(request: web.Request) -> web.Response:
-    """``POST /_emulator/reset``: back to the seeded tasks and an empty request log.
+    """``POST /_emulator/reset``: back to the seeded tasks and resources, no plans, an empty request log.
 
     It takes no parameters: no body, or ``{}``. Anything else (``{"reset": false}``) is refused
     rather than read as a reset the caller may not have meant.
@@ -116,13 +129,77 @@ async def control_reset(request: web.Request) -> web.Response:
 
 
 async def control_requests(request: web.Request) -> web.Response:
-    """``GET /_emulator/requests[?api=&task_id=]``: the status requests received so far."""
+    """``GET /_emulator/requests[?api=&task_id=&call=&counts=true]``: the requests received so far."""
     try:
-        _check_query(request, ("api", "task_id"))
+        _check_query(request, ("api", "task_id", "call", "counts"))
+        counts = _flag(request, "counts")
     except ValueError as exc:
         return _refusal(exc)
-    q = request.query
-    return web.json_response(request.app[STATE].requests(q.get("api"), q.get("task_id")))
+    q, state = request.query, request.app[STATE]
+    log = state.requests(q.get("api"), q.get("task_id"), q.get("call"))
+    if counts:
+        return web.json_response({"requests": log, "started": state.starts.counts()})
+    return web.json_response(log)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise SpecError(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1")
+
+
+async def control_plan_starts(request: web.Request) -> web.Response:
+    """``POST /_emulator/starts``: ``{"api", "plans"}`` queue plans for the API's next start calls.
+
+    The answer's ``pending`` is how many starts the API's queued plans now answer.
+    """
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SpecError("body must be a JSON object")
+        check_keys(body, ("api", "plans"), "starts")
+        plans = plans_from_spec(body.get("api"), body.get("plans"))
+    except ValueError as exc:
+        return _refusal(exc)
+    api = body["api"]
+    pending = request.app[STATE].starts.add_plans(api, plans)
+    return web.json_response({"api": api, "plans": len(plans), "pending": pending}, status=201)
+
+
+async def control_started(request: web.Request) -> web.Response:
+    """``GET /_emulator/started[?api=]``: every side effect of a start call, oldest first."""
+    try:
+        _check_query(request, ("api",))
+        api = request.query.get("api")
+        if api is not None and api not in APIS:
+            raise SpecError(f"api must be one of {list(APIS)}, got {api!r}")
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response(request.app[STATE].started(api))
+
+
+async def control_get_resources(request: web.Request) -> web.Response:
+    """``GET /_emulator/resources``: the TrueWatch workspace's resource names, by kind."""
+    try:
+        _check_query(request, ())
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response({"resources": request.app[STATE].starts.resources()})
+
+
+async def control_set_resources(request: web.Request) -> web.Response:
+    """``POST /_emulator/resources``: ``{"resources": {kind: [names]}}`` replace them (reset: the seed)."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SpecError("body must be a JSON object")
+        check_keys(body, ("resources",), "resources")
+        resources = check_resources(body.get("resources"))
+    except ValueError as exc:
+        return _refusal(exc)
+    request.app[STATE].starts.set_resources(resources)
+    return web.json_response({"resources": resources})
 
 
 async def control_stats(request: web.Request) -> web.Response:
@@ -193,3 +270,7 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/limits", control_get_limits)
     app.router.add_post("/_emulator/limits", control_set_limits)
     app.router.add_get("/_emulator/changes", control_changes)
+    app.router.add_post("/_emulator/starts", control_plan_starts)
+    app.router.add_get("/_emulator/started", control_started)
+    app.router.add_get("/_emulator/resources", control_get_resources)
+    app.router.add_post("/_emulator/resources", control_set_resources)

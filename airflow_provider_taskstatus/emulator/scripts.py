@@ -1,6 +1,8 @@
 """Task lifecycles for the emulator: the step format and the seeded demo tasks.
 
-A *task* belongs to one API (``"coze"`` or ``"truewatch"``) and has a list of *steps*. Every
+Tasks come from three places: the seeded demo tasks below, scripts set by tests
+(``EmulatorServer.set_task``, ``POST /_emulator/tasks``), and the emulated start calls, which create
+a task with a default lifecycle or one scripted by a *start plan* (:mod:`.plans`). A *task* belongs to one API (``"coze"`` or ``"truewatch"``) and has a list of *steps*. Every
 authenticated status request for the task consumes the next step; ``"repeat": n`` (default 1)
 makes a step answer ``n`` requests, ``"seconds": s`` makes it answer every request for ``s``
 seconds from the first one it answered (a step takes one or the other), and once the steps run out
@@ -41,8 +43,9 @@ Faults::
     {"truncate": true, "status": "ok"}    # valid HTTP, but only the first half of the JSON body
 
 Global faults: ``EmulatorServer.inject_faults(api, steps)`` or ``POST /_emulator/faults``
-``{"api": ..., "steps": [...]}`` make the steps answer the API's next requests (counting ``repeat``
-and ``seconds``), whatever the task; the tasks' own scripts pause meanwhile and resume where they were.
+``{"api": ..., "steps": [...]}`` make the steps answer the API's next status requests (counting
+``repeat`` and ``seconds``), whatever the task; the tasks' own scripts pause meanwhile and resume
+where they were. Start calls are scripted by plans instead (:mod:`.plans`).
 
 Modifiers accepted on any step: ``"delay": seconds`` (a non-negative number: sleep before
 answering), ``"headers": {...}`` (extra response headers, strings), ``"http_status": n`` (override
@@ -64,6 +67,9 @@ Step = dict[str, Any]
 COZE = "coze"
 TRUEWATCH = "truewatch"
 APIS = (COZE, TRUEWATCH)
+#: What Coze copies (a start call's ``entity_type``) and what a TrueWatch task does (its ``action``).
+COZE_ENTITY_TYPES = ("bot", "app", "workflow")
+TRUEWATCH_ACTIONS = ("export", "import")
 
 #: The key that makes a step a status step, and the one that makes it an envelope error, per API.
 STATUS_KEY = {COZE: "task_status", TRUEWATCH: "status"}
@@ -105,6 +111,9 @@ STEP_KEYS = {api: STATUS_FIELDS[api] | ERROR_FIELDS[api] | CONTROL_KEYS for api 
 class Task:
     """One scripted task; ``served`` counts the status requests answered so far.
 
+    ``fields`` go into every status answer under the step's own (a started copy task's
+    ``source_entity_id`` and the like, so its answers tell what the start call asked for).
+
     ``changes`` holds one entry per step that started answering, oldest first:
     ``{"time": epoch seconds, "step": its index, "status": its status value or None, "answer": the step}``.
     """
@@ -114,6 +123,7 @@ class Task:
     steps: list[Step]
     entity_type: str = "bot"
     action: str = "import"
+    fields: dict[str, Any] = field(default_factory=dict)
     served: int = field(default=0, compare=False)
     changes: list[dict[str, Any]] = field(default_factory=list, init=False, compare=False)
     #: The step answering now, how many requests it answered, and when (monotonic) it answered first.

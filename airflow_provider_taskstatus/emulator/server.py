@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import ipaddress
 import json
-import os
-import socket
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from .app import create_app
+from .binding import StartError, check_host, check_port
 from .limits import RateLimits
+from .packages import check_resources
+from .plans import plans_from_spec
 from .scripts import GLOBAL_FAULTS, Step
 from .state import EmulatorState
 from .validation import make_task
+
+__all__ = [
+    "DEFAULT_COZE_TOKEN",
+    "DEFAULT_TRUEWATCH_KEY",
+    "EmulatorServer",
+    "StartError",
+    "airflow_connections",
+    "check_host",
+    "check_port",
+]
 
 DEFAULT_COZE_TOKEN = "pat_emulator_token"
 DEFAULT_TRUEWATCH_KEY = "tw_emulator_key"
@@ -41,55 +50,6 @@ def airflow_connections(
             {"conn_type": "truewatch", "host": base_url, "password": truewatch_key}
         ),
     }
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_host(host: str, allow_remote: bool, cli: bool = False) -> None:
-    """Refuse a non-loopback ``host`` unless allowed, naming the switch the caller has (flag or kwarg)."""
-    if allow_remote or _is_loopback(host):
-        return
-    switch = "--allow-remote" if cli else "allow_remote=True"
-    raise ValueError(
-        f"refusing to bind the emulator to non-loopback host {host!r}: its control endpoints have no "
-        f"authentication, so anyone who can reach it can script its answers; pass {switch} to do it anyway"
-    )
-
-
-def check_port(port: object, cli: bool = False) -> None:
-    """Refuse a port outside 0-65535 up front: the bind would fail with a less helpful OverflowError."""
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        name = "--port" if cli else "port"
-        raise ValueError(f"{name} must be between 0 and 65535 (0 picks a free port), got {port!r}")
-
-
-class StartError(OSError):
-    """The emulator could not listen. ``str()`` is one line: where, why, and what to do about it."""
-
-    def __init__(self, host: str, port: int, cause: OSError) -> None:
-        if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
-            reason = cause.strerror or str(cause)  # a resolver error's own text; its errno is no errno
-        else:
-            reason = os.strerror(cause.errno)  # asyncio's text repeats the address
-        super().__init__(cause.errno, reason)
-        self.host, self.port = host, port
-
-    def describe(self, cli: bool = False) -> str:
-        """The message, naming the CLI's flags when ``cli`` and the keyword arguments otherwise."""
-        if self.errno == errno.EADDRINUSE:
-            what = "pick another with --port, or --port 0" if cli else "pick another port, or port=0"
-            return f"port {self.port} on {self.host} is already in use: {what} for a free one"
-        return f"cannot listen on {self.host}:{self.port}: {self.strerror}"
-
-    def __str__(self) -> str:
-        return self.describe()
 
 
 class EmulatorServer:
@@ -215,16 +175,51 @@ class EmulatorServer:
             raise KeyError(f"no {api} task {task_id!r}")
         return changes
 
-    def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
-        """The status requests received so far, oldest first."""
-        return self.state.requests(api, task_id)
+    def plan_starts(self, api: str, plans: list[dict[str, Any]]) -> None:
+        """Queue plans for the API's next start calls (see :mod:`.plans` for the format).
+
+        Raises ValueError (:class:`~.validation.SpecError`) with the message ``POST /_emulator/starts``
+        answers; nothing is queued then. Reset clears the plans.
+        """
+        self.state.starts.add_plans(api, plans_from_spec(api, plans))
+
+    def started(self, api: str | None = None) -> list[dict[str, Any]]:
+        """Every remote side effect of a start call since the last reset, oldest first.
+
+        Each is ``{"api", "task_id" (None for a synchronous bot copy), "kind": "task" | "copy",
+        "entity_id" (Coze) or "action" (TrueWatch), "time", "answered"}``; ``answered`` is False when
+        the client was not told (the answer was lost, reset, truncated, an error, or it had gone).
+        """
+        return self.state.started(api)
+
+    def start_count(self, api: str | None = None) -> int:
+        """How many side effects the start calls of ``api`` (all if None) caused."""
+        return self.state.start_count(api)
+
+    def set_workspace_resources(self, resources: Mapping[str, Iterable[str]]) -> None:
+        """Replace the TrueWatch workspace's resources (names by kind) that imports conflict with.
+
+        :meth:`reset` restores the seed (``packages.SEED_RESOURCES``).
+        """
+        self.state.starts.set_resources(check_resources(resources))
+
+    def workspace_resources(self) -> dict[str, list[str]]:
+        """The TrueWatch workspace's resource names by kind, imports included."""
+        return self.state.starts.resources()
+
+    def requests(
+        self, api: str | None = None, task_id: str | None = None, call: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The requests received so far, oldest first; ``call``: ``"status"`` or ``"start"``."""
+        return self.state.requests(api, task_id, call)
 
     def stats(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
         """Request, connection and rejection counts (see ``EmulatorState.stats``)."""
         return self.state.stats(since, until)
 
     def reset(self) -> None:
-        """Restore the seeded demo tasks and initial rate limits; clear the request log and windows."""
+        """Restore the seeded demo tasks, workspace resources and initial rate limits; clear the
+        request log, windows, start plans and started tasks."""
         self.state.reset()
 
     def _run(self) -> None:

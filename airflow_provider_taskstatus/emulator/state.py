@@ -1,4 +1,5 @@
-"""The emulator's state: scripted tasks, global faults, flips, request budgets and the request log.
+"""The emulator's state: scripted tasks, global faults, flips, request budgets, the request log and
+what the start calls did (:mod:`.starts`).
 
 :class:`EmulatorState` is guarded by a thread lock because :class:`~.server.EmulatorServer` reads
 and writes it from the test thread while the event loop thread answers requests.
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from .limits import RateLimiter, RateLimits
 from .scripts import GLOBAL_FAULTS, Step, Task, demo_tasks
+from .starts import StartBook
 
 #: The stand-ins for the benchmark's anchor triggers (dbt Cloud's run status and a plain URL for
 #: Airflow's ``HttpSensorTrigger``), and their ``api`` in the request log; their ids are *flipped*.
@@ -44,15 +46,19 @@ class EmulatorState:
         #: are reused quickly on loopback, so ``peer`` alone can merge two connections.
         self._conns: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self._conn_serial = 0
+        #: Start plans, the side effects of start calls, the TrueWatch workspace's resources.
+        self.starts = StartBook()
         self.reset()
 
     def reset(self) -> None:
-        """Restore the seeded demo tasks and the initial budgets; forget all requests and flips.
+        """Restore the seeded demo tasks, workspace resources and initial budgets; forget all
+        requests, flips, start plans and started tasks.
 
         The budgets go back to the constructor's (windows emptied) rather than staying as a test set
         them, so one test's limits never leak into the next on a shared server.
         """
         self.limiter.configure(self.initial_limits)
+        self.starts.reset()
         with self._lock:
             self._tasks = {(t.api, t.task_id): t for t in demo_tasks()}
             self._faults.clear()
@@ -113,13 +119,25 @@ class EmulatorState:
         with self._lock:
             self._log.append(entry)
 
-    def requests(self, api: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
+    def requests(
+        self, api: str | None = None, task_id: str | None = None, call: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The request log, oldest first, filtered by API, task id and ``call`` (``status`` / ``start``)."""
         with self._lock:
             return [
                 dict(e)
                 for e in self._log
-                if (api is None or e["api"] == api) and (task_id is None or e["task_id"] == task_id)
+                if (api is None or e["api"] == api)
+                and (task_id is None or e["task_id"] == task_id)
+                and (call is None or e["call"] == call)
             ]
+
+    def started(self, api: str | None = None) -> list[dict[str, Any]]:
+        """Every remote side effect of a start call (task or synchronous copy), oldest first."""
+        return self.starts.started(api)
+
+    def start_count(self, api: str | None = None) -> int:
+        return len(self.starts.started(api))
 
     def stats(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
         """A summary of the requests that arrived in ``[since, until)`` (epoch seconds; open if None).
@@ -129,6 +147,8 @@ class EmulatorState:
         i.e. connections opened in the window. ``peers`` counts distinct client ``ip:port`` pairs,
         which undercounts connections when the client reuses ports. ``rejected`` counts the requests
         refused by a rate limit (also split ``rejected_by_api`` and ``rejected_by_limit``: key, workspace).
+        ``by_call`` splits the requests into status polls and start calls; ``started`` counts the
+        side effects (tasks, copies) of start calls in the window, per API.
         """
         lo = float("-inf") if since is None else since
         hi = float("inf") if until is None else until
@@ -140,6 +160,7 @@ class EmulatorState:
         peers: set[str | None] = set()
         by_api: dict[str, int] = {}
         by_status: dict[str, int] = {}
+        by_call: dict[str, int] = {}
         rejected_by_api: dict[str, int] = {}
         rejected_by_limit: dict[str, int] = {}
         for entry in log:
@@ -156,6 +177,7 @@ class EmulatorState:
             by_api[entry["api"]] = by_api.get(entry["api"], 0) + 1
             status = str(entry["http_status"])
             by_status[status] = by_status.get(status, 0) + 1
+            by_call[entry["call"]] = by_call.get(entry["call"], 0) + 1
             limited = entry.get("limited")
             if limited is not None:
                 rejected_by_api[entry["api"]] = rejected_by_api.get(entry["api"], 0) + 1
@@ -167,9 +189,11 @@ class EmulatorState:
             "peers": len(peers),
             "by_api": by_api,
             "by_status": by_status,
+            "by_call": by_call,
             "rejected": sum(rejected_by_api.values()),
             "rejected_by_api": rejected_by_api,
             "rejected_by_limit": rejected_by_limit,
+            "started": self.starts.counts(since, until),
         }
 
 

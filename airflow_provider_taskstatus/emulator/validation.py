@@ -1,8 +1,9 @@
 """Strict checks of what users send the emulator: scripts (steps) and control request bodies.
 
-The same checks serve ``EmulatorServer.set_task`` / ``inject_faults`` (a :class:`SpecError`, a
-``ValueError``) and the ``/_emulator`` endpoints (HTTP 400 with the same message), so a typo in a
-test script fails loudly wherever it is written instead of being merged into an answer.
+The same checks serve ``EmulatorServer.set_task`` / ``inject_faults`` / ``plan_starts`` (a
+:class:`SpecError`, a ``ValueError``) and the ``/_emulator`` endpoints (HTTP 400 with the same
+message), so a typo in a test script fails loudly wherever it is written instead of being merged
+into an answer. Start plans have their own checks in :mod:`.plans`, built on these.
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ def _value_problem(api: str, step: dict[Any, Any]) -> str | None:
     if "repeat" in step and "seconds" in step:
         # Which would end the step first is a question a script should not make anyone answer.
         return "a step takes either repeat (requests) or seconds (time), not both"
+    problem = modifier_problem(api, step, ("reset", "truncate"))
+    if problem:
+        return problem
+    kinds = (STATUS_KEY[api], ERROR_KEY[api], "http_status", "body", "reset")
+    if not any(k in step for k in kinds if k != "reset") and step.get("reset") is not True:
+        falsy = ' ("reset": false answers nothing)' if "reset" in step else ""
+        return f"needs one of {list(kinds)} for api {api!r}{falsy}"
+    return None
+
+
+def modifier_problem(api: str, step: dict[Any, Any], flags: tuple[str, ...]) -> str | None:
+    """What is wrong with the keys a status step and a start plan's ``start`` share, if anything."""
     delay = step.get("delay", 0)
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay < math.inf:
         return f"delay must be a non-negative number of seconds, got {delay!r}"
@@ -128,7 +141,7 @@ def _value_problem(api: str, step: dict[Any, Any]) -> str | None:
     headers = step.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         return "headers must be an object of strings"
-    for flag in ("reset", "truncate"):
+    for flag in flags:
         if not isinstance(step.get(flag, False), bool):
             return f"{flag} must be true or false, got {step[flag]!r}"
     if not isinstance(step.get("body", ""), str | dict | list):
@@ -141,8 +154,4 @@ def _value_problem(api: str, step: dict[Any, Any]) -> str | None:
         return "code must be an integer"
     if api == TRUEWATCH and not isinstance(step.get("errorCode", ""), str):
         return "errorCode must be a string"
-    kinds = (STATUS_KEY[api], ERROR_KEY[api], "http_status", "body", "reset")
-    if not any(k in step for k in kinds if k != "reset") and step.get("reset") is not True:
-        falsy = ' ("reset": false answers nothing)' if "reset" in step else ""
-        return f"needs one of {list(kinds)} for api {api!r}{falsy}"
     return None
