@@ -36,6 +36,7 @@ __all__ = [
     "aget_connection",
     "amask_secret",
     "deferral_timed_out",
+    "durable_store",
     "mask_secret",
     "rescheduled_before",
     "task_state_store",
@@ -100,6 +101,14 @@ class TaskStateStore(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
     def set(self, key: str, value: Any) -> None: ...
     def delete(self, key: str) -> None: ...
+
+
+def durable_store(context: Context) -> TaskStateStore | None:
+    """Airflow 3.3's task state store, which keeps a value across the tries of a task instance; None
+    before 3.3. No Variable stands in for it: every first try would read one that does not exist,
+    which Airflow 3.0-3.2 log as an error."""
+    store: TaskStateStore | None = context.get("task_state_store")  # type: ignore[assignment]
+    return store
 
 
 def task_state_store(context: Context) -> TaskStateStore:

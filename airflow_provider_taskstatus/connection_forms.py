@@ -104,6 +104,17 @@ class ConnectionForm:
         }
 
 
+def _console_url(example: str) -> ExtraField:
+    return ExtraField(
+        name="console_url",
+        label="Console URL",
+        description=(
+            f"Optional. The web console the links in a task's page open (e.g. {example}). Empty: the "
+            "public console that goes with the host or site, and no link for other hosts."
+        ),
+    )
+
+
 def _requests_per_minute(budget: str) -> ExtraField:
     return ExtraField(
         name="requests_per_minute",
@@ -131,6 +142,7 @@ COZE_FORM = ConnectionForm(
     },
     extra_fields=(
         _requests_per_minute("Coze limits each account per minute and per day, figures unpublished"),
+        _console_url("https://www.coze.cn"),
     ),
 )
 
@@ -160,5 +172,6 @@ TRUEWATCH_FORM = ConnectionForm(
             },
         ),
         _requests_per_minute("TrueWatch allows 20 per minute per API key: empty paces at 18"),
+        _console_url("https://console.guance.example.internal"),
     ),
 )

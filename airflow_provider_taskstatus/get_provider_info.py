@@ -12,7 +12,10 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-taskstatus",
         "name": "Task status (Coze, TrueWatch)",
-        "description": "Deferrable sensors for Coze copy tasks and TrueWatch (Guance) import/export tasks.",
+        "description": (
+            "Start and wait for Coze copy tasks and TrueWatch (Guance) import/export tasks: hooks, "
+            "deferrable operators and sensors."
+        ),
         "versions": [__version__],
         "connection-types": [form.provider_info() for form in (COZE_FORM, TRUEWATCH_FORM)],
         "hooks": [
@@ -21,6 +24,17 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "TrueWatch",
                 "python-modules": ["airflow_provider_taskstatus.hooks.truewatch"],
             },
+        ],
+        "operators": [
+            {"integration-name": "Coze", "python-modules": ["airflow_provider_taskstatus.operators.coze"]},
+            {
+                "integration-name": "TrueWatch",
+                "python-modules": ["airflow_provider_taskstatus.operators.truewatch"],
+            },
+        ],
+        "extra-links": [
+            "airflow_provider_taskstatus.operators.links.CozeWorkspaceLink",
+            "airflow_provider_taskstatus.operators.links.TrueWatchConsoleLink",
         ],
         "sensors": [
             {"integration-name": "Coze", "python-modules": ["airflow_provider_taskstatus.sensors.coze"]},

@@ -22,11 +22,11 @@ class QuickCozeSensor(CozeCopyTaskSensor):
     Reschedule mode needs Airflow's task instance and store: ``tests/test_user_dags.py`` covers it.
     """
 
-    min_poke_interval = 0.001
+    min_poll_interval = 0.001
 
 
 class QuickTrueWatchSensor(TrueWatchActionSensor):
-    min_poke_interval = 0.001
+    min_poll_interval = 0.001
 
     def _check_poke_interval(self) -> None:
         """No warning about TrueWatch's budget: the suite's emulator enforces none."""

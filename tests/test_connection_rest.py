@@ -189,8 +189,8 @@ def test_rest_hook_meta(
     assert truewatch["standard_fields"]["password"]["title"] == "API key (DF-API-KEY)"
     for meta in ours.values():
         assert meta["standard_fields"]["port"]["hidden"] and meta["standard_fields"]["login"]["hidden"]
-    assert set(coze["extra_fields"]) == {"requests_per_minute"}
-    assert set(truewatch["extra_fields"]) == {"requests_per_minute", "site"}
+    assert set(coze["extra_fields"]) == {"console_url", "requests_per_minute"}
+    assert set(truewatch["extra_fields"]) == {"console_url", "requests_per_minute", "site"}
     assert coze["extra_fields"]["requests_per_minute"]["schema"]["title"] == "Requests per minute"
 
     site = truewatch["extra_fields"]["site"]

@@ -98,15 +98,19 @@ def test_forms_reach_the_ui() -> None:
     assert forms["coze"]["relabeling"]["password"] == "API token"
     assert forms["truewatch"]["relabeling"]["host"] == "Host (private deployment only)"
     assert "port" in forms["coze"]["hidden"]
-    assert forms["coze"]["extra"] == ["requests_per_minute"]
-    assert forms["truewatch"]["extra"] == ["requests_per_minute", "site"]
+    assert forms["coze"]["extra"] == ["console_url", "requests_per_minute"]
+    assert forms["truewatch"]["extra"] == ["console_url", "requests_per_minute", "site"]
 
 
 def test_sensor_modules_import_light() -> None:
-    """DAG files import sensors at every parse: nothing heavy beyond what Airflow's own sensor base loads."""
+    """DAG files import sensors and operators at every parse: nothing heavy beyond what Airflow's own
+    sensor base loads."""
     heavy = ("aiohttp", "yarl", "requests", "airflow.triggers.base")
     baseline = "import sys; from airflow.providers.common.compat.sdk import BaseSensorOperator;"
-    ours = "import airflow_provider_taskstatus.sensors.coze, airflow_provider_taskstatus.sensors.truewatch;"
+    ours = (
+        "import airflow_provider_taskstatus.sensors.coze, airflow_provider_taskstatus.sensors.truewatch, "
+        "airflow_provider_taskstatus.operators.coze, airflow_provider_taskstatus.operators.truewatch;"
+    )
     show = f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
 
     def loaded(code: str) -> str:

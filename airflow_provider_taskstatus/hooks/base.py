@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
@@ -42,6 +43,8 @@ class Endpoint:
     headers: dict[str, str] = field(repr=False)
     #: Shared by every hook of the same account in this process.
     throttle: AccountThrottle = field(repr=False)
+    #: The service's web console, for the links in a task's page; None if unknown.
+    console_url: str | None = None
 
 
 class TaskStatusHook(BaseHook):
@@ -110,7 +113,8 @@ class TaskStatusHook(BaseHook):
             raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
         rate = budget(self.api.requests_per_minute, _requests_per_minute(self.conn_id, extra))
         throttle = throttle_for(account_key(self.api.name, base_url, conn.password), rate)
-        return Endpoint(base_url, self.api.auth_headers(conn.password), throttle)
+        console = _console_url(self.conn_id, extra) or self.api.console_url(base_url)
+        return Endpoint(base_url, self.api.auth_headers(conn.password), throttle, console)
 
     @contextmanager
     def _lookup(self) -> Iterator[None]:
@@ -250,6 +254,23 @@ _TEST_HINTS = {
     ErrorKind.TRANSIENT: ". Check the host, and that this machine can reach it (proxy, firewall).",
     ErrorKind.RATE_LIMITED: ". The account is rate limited right now: test again in a minute.",
 }
+
+
+def _console_url(conn_id: str, extra: dict[str, Any]) -> str | None:
+    """The connection extra ``console_url``: the web console of a private deployment."""
+    value = extra.get("console_url")
+    if value is None or value == "":
+        return None
+    if (
+        not isinstance(value, str)
+        or urlsplit(value).scheme not in ("http", "https")
+        or not urlsplit(value).netloc
+    ):
+        raise TaskStatusError(
+            f"Connection {conn_id!r}: extra console_url must be an http(s) URL such as "
+            f"https://console.example.internal, got {value!r}."
+        )
+    return value.rstrip("/")
 
 
 def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:

@@ -169,6 +169,10 @@ class StatusApi(Protocol):
 
     def auth_headers(self, secret: str) -> dict[str, str]: ...
 
+    def console_url(self, base_url: str) -> str | None:
+        """The web console that goes with the API at ``base_url``, if known."""
+        ...
+
     def interpret(self, response: RawResponse, task_id: str) -> TaskStatus:
         """Classify a response; raise :class:`ApiError` when it carries no status."""
         ...

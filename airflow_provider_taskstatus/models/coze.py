@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_taskstatus.models.base import (
     ApiError,
@@ -34,6 +35,8 @@ from airflow_provider_taskstatus.models.hosts import normalize_base_url
 
 DEFAULT_HOST = "api.coze.cn"
 INTERNATIONAL_HOST = "api.coze.com"
+#: The web console that goes with each public API host (for the links in a task's page).
+CONSOLES = {DEFAULT_HOST: "https://www.coze.cn", INTERNATIONAL_HOST: "https://www.coze.com"}
 #: Where the copy-task status call lives, under the base URL (which may carry a path prefix).
 STATUS_PATH = "/v1/entities/copy_tasks"
 
@@ -116,6 +119,10 @@ class CozeApi:
 
     def status_path(self, task_id: str) -> str:
         return f"{STATUS_PATH}/{encode(task_id)}"
+
+    def console_url(self, base_url: str) -> str | None:
+        """The web console of a public API host; None for any other host (say it in ``console_url``)."""
+        return CONSOLES.get(urlsplit(base_url).hostname or "")
 
     def auth_headers(self, secret: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}

@@ -13,6 +13,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_taskstatus.models.base import (
     ApiError,
@@ -146,6 +147,12 @@ class TrueWatchApi:
                 f"Unknown TrueWatch site {site!r}: choose one of {', '.join(SITES)}, or set a host."
             )
         return normalize_base_url(SITES[site], port)
+
+    def console_url(self, base_url: str) -> str | None:
+        """A public site's console (``us1-openapi.truewatch.com`` → ``us1-console.truewatch.com``, by
+        the sites' naming; unconfirmed per site); None for a private deployment."""
+        host = urlsplit(base_url).hostname or ""
+        return f"https://{host.replace('openapi', 'console', 1)}" if host in SITES.values() else None
 
     def status_path(self, task_id: str) -> str:
         return f"{STATUS_PATH}?taskId={encode(task_id)}"

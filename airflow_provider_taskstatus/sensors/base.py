@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import time
-import warnings
 from dataclasses import replace
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -23,18 +20,14 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_taskstatus.compat import deferral_timed_out, wait_started_at
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.models.base import DeadlineError, TaskStatusError, shorten, validate_task_id
-from airflow_provider_taskstatus.models.outcome import EVENT_STATUSES, PollTracker, Verdict, timeout_message
+from airflow_provider_taskstatus.models.outcome import PollTracker, Verdict, timeout_message
 from airflow_provider_taskstatus.sensors.memory import RescheduledWait
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.waiting import RemoteTaskWait
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_taskstatus.triggers.base import TaskStatusTrigger
-
-
-#: Seconds Airflow's own deferral timeout trails the trigger's deadlines.
-DEFER_GRACE = 10.0
 
 #: Our timeout check runs just before Airflow's own (after a poke that is not done), and this much
 #: earlier, so the timeout is ours and names the last status.
@@ -44,7 +37,7 @@ TIMEOUT_SLACK = 0.1
 SOFT_FAILURES = (AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout)
 
 
-class TaskStatusSensor(BaseSensorOperator):
+class TaskStatusSensor(RemoteTaskWait, BaseSensorOperator):
     """Waits for a remote task; subclasses name the id and connection parameters and the hook.
 
     Every mode ends the same way (the outcome table in the README): in ``reschedule`` mode the
@@ -64,17 +57,9 @@ class TaskStatusSensor(BaseSensorOperator):
     :param max_consecutive_failures: polls in a row that may fail transiently before the task fails.
     """
 
-    hook_class: ClassVar[type[TaskStatusHook]]
-    #: Dotted path of the trigger class: imported only when the sensor defers, so that DAG files,
-    #: which import sensors at every parse, never load the trigger machinery.
-    trigger_path: ClassVar[str]
-    #: Attribute names of the remote task id and the connection id in the subclass.
+    #: Attribute name of the remote task id in the subclass.
     task_id_field: ClassVar[str]
-    conn_id_field: ClassVar[str]
     default_poke_interval: ClassVar[float] = 5.0
-    #: A status API is not worth polling faster; below this a typo (0, or milliseconds taken for
-    #: seconds) would flood it.
-    min_poke_interval: ClassVar[float] = 1.0
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -106,54 +91,11 @@ class TaskStatusSensor(BaseSensorOperator):
         #: The last status seen (poke mode), for the timeout message.
         self._last: str | None = None
 
-    # -- parse-time checks -------------------------------------------------------------------
-
-    def _boolean(self, name: str, value: object) -> bool:
-        """A string such as ``"false"`` is truthy: refuse it when the DAG is parsed, not at the outcome."""
-        if not isinstance(value, bool):
-            raise TypeError(
-                f"{type(self).__name__} {self.task_id!r}: {name} must be True or False, "
-                f"got {value!r} ({type(value).__name__})."
-            )
-        return value
-
-    def _check_poke_interval(self) -> None:
-        interval = float(self.poke_interval)
-        if interval < self.min_poke_interval:
-            raise ValueError(
-                f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s is below "
-                f"{self.min_poke_interval:g} s; poke_interval is in seconds (or a timedelta)."
-            )
-        budget = self.hook_class.api.requests_per_minute
-        if budget and 60.0 / interval > budget:
-            warnings.warn(
-                f"{type(self).__name__} {self.task_id!r}: poke_interval={interval:g} s alone makes "
-                f"{60.0 / interval:g} requests a minute, more than the {budget:g} a minute "
-                f"{self.hook_class.api.name} allows per account; polls will be rate limited. Use "
-                f"poke_interval={60.0 / budget:g} or more.",
-                UserWarning,
-                stacklevel=3,
-            )
-
     # -- what the subclasses declare ---------------------------------------------------------
-
-    @classmethod
-    def trigger_class(cls) -> type[TaskStatusTrigger]:
-        module, _, name = cls.trigger_path.rpartition(".")
-        trigger_class: type[TaskStatusTrigger] = getattr(importlib.import_module(module), name)
-        return trigger_class
 
     @property
     def remote_task_id(self) -> str:
         return validate_task_id(getattr(self, self.task_id_field), self.task_id_field)
-
-    @property
-    def conn_id(self) -> str:
-        return str(getattr(self, self.conn_id_field))
-
-    @cached_property
-    def hook(self) -> TaskStatusHook:
-        return self.hook_class(self.conn_id, request_policy=self.request_policy)
 
     @cached_property
     def _poke_hook(self) -> TaskStatusHook:
@@ -212,6 +154,9 @@ class TaskStatusSensor(BaseSensorOperator):
             memory.keep()
         return PokeReturnValue(is_done=False)
 
+    def _check_poke_interval(self) -> None:
+        self._check_interval(float(self.poke_interval), "poke_interval")
+
     def execute(self, context: Context) -> Any:
         started = wait_started_at(context) if self._rescheduled else None
         self._started = started.timestamp() if started is not None else time.time()
@@ -221,27 +166,14 @@ class TaskStatusSensor(BaseSensorOperator):
         done = self.poke(context)
         if done:
             return done.xcom_value
-        execution_deadline = (
-            time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
-        )
-        nearer = min(self._deadline, execution_deadline or self._deadline) - time.time()
-        self.defer(
-            trigger=self.trigger_class()(
-                remote_task_id=self.remote_task_id,
-                conn_id=self.conn_id,
-                deadline=self._deadline,
-                poll_interval=self.poke_interval,
-                allow_partial=self.allow_partial,
-                request_policy=self.request_policy.to_dict(),
-                execution_deadline=execution_deadline,
-                # What the first poke learnt (a failed poll, a warned status); most learn nothing.
-                tracker=tracker if any((tracker := self._tracker.snapshot()).values()) else None,
-            ),
-            method_name="execute_complete",
-            # The trigger reports its own limits (with the last status, and telling a sensor
-            # timeout from an execution timeout); Airflow enforces them too, a little later, in
-            # case no triggerer runs.
-            timeout=timedelta(seconds=max(0.0, nearer) + DEFER_GRACE),
+        # What the first poke learnt (a failed poll, a warned status); most learn nothing.
+        tracker = self._tracker.snapshot()
+        self._defer_wait(
+            self.remote_task_id,
+            self._deadline,
+            self.poke_interval,
+            timeout_name="sensor timeout",
+            tracker=tracker if any(tracker.values()) else None,
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
@@ -264,12 +196,11 @@ class TaskStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Map a trigger event to the task outcome; anything outside the contract fails the task."""
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            self._end(
-                TaskStatusError(f"Unexpected trigger event for {shorten(self.remote_task_id)!r}: {event!r}")
-            )
-        verdict = Verdict(True, event["status"], str(event.get("message")), bool(event.get("warning")))
-        return self._conclude(verdict, event.get("payload"))
+        try:
+            verdict, payload = self._event_verdict(event, self.remote_task_id)
+        except TaskStatusError as error:
+            self._end(error)
+        return self._conclude(verdict, payload)
 
     # -- outcomes ----------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class TaskStatusTrigger(BaseTrigger):
     :param request_policy: :meth:`RetryPolicy.to_dict` of the request policy.
     :param tracker: :meth:`PollTracker.snapshot` of the sensor's polls before it deferred, so
         that a failure seen by its first poke counts against the same budget.
+    :param timeout_name: what the timeout at ``deadline`` is called in its message.
     """
 
     hook_class: ClassVar[type[TaskStatusHook]]
@@ -57,6 +58,7 @@ class TaskStatusTrigger(BaseTrigger):
         request_policy: dict[str, Any] | None = None,
         execution_deadline: float | None = None,
         tracker: dict[str, Any] | None = None,
+        timeout_name: str = "sensor timeout",
     ) -> None:
         super().__init__()
         self.remote_task_id = remote_task_id
@@ -67,6 +69,7 @@ class TaskStatusTrigger(BaseTrigger):
         self.allow_partial = allow_partial
         self.request_policy = RetryPolicy.shared(**(request_policy or {}))
         self.tracker = tracker
+        self.timeout_name = timeout_name
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -80,6 +83,7 @@ class TaskStatusTrigger(BaseTrigger):
                 "request_policy": self.request_policy.to_dict(),
                 "execution_deadline": self.execution_deadline,
                 "tracker": self.tracker,
+                "timeout_name": self.timeout_name,
             },
         )
 
@@ -104,7 +108,7 @@ class TaskStatusTrigger(BaseTrigger):
 
     def _next_limit(self) -> tuple[float, EventStatus, str]:
         """The earliest of the two deadlines, with the event status it ends in."""
-        limits: list[tuple[float, EventStatus, str]] = [(self.deadline, "timeout", "sensor timeout")]
+        limits: list[tuple[float, EventStatus, str]] = [(self.deadline, "timeout", self.timeout_name)]
         if self.execution_deadline is not None:
             limits.append((self.execution_deadline, "execution_timeout", "execution_timeout"))
         return min(limits)
