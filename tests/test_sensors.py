@@ -24,10 +24,10 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
-from airflow_provider_taskstatus.waiting import DEFER_GRACE
 from airflow_provider_taskstatus.sensors.coze import CozeCopyTaskSensor
 from airflow_provider_taskstatus.sensors.truewatch import TrueWatchActionSensor
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
+from airflow_provider_taskstatus.waiting import DEFER_GRACE
 from tests.compat import deferral_timeout_resume
 from tests.sensor_runner import CONTEXT, MODES, QuickCozeSensor, QuickTrueWatchSensor, first_event, run
 
