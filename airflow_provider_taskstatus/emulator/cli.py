@@ -1,5 +1,8 @@
 """``taskstatus-emulator``: serve the Coze + TrueWatch emulator until interrupted.
 
+The banner names the seeded tasks; the start calls (``POST /v1/entities/copy_tasks``, TrueWatch's
+``…/export/task/create`` and ``…/upload``) need no seed: each creates its own task.
+
 A startup problem the user can fix (busy port, missing certificate file, non-loopback host) is one
 line on stderr naming the flag to change, and exit status 2: never a traceback.
 """
@@ -123,7 +126,9 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Offline emulator of the Coze and TrueWatch task status APIs."
+        prog=PROG,
+        description="Offline emulator of the Coze and TrueWatch task APIs: the calls that start a "
+        "remote task and the ones that poll its status.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")

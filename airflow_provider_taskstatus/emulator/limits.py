@@ -12,8 +12,9 @@ not counted, so a client that keeps polling while limited gets through as soon a
 accepted request leaves the window: its budget depends only on what it was served, which keeps
 tests deterministic. (Whether the real services count refused calls is not documented.)
 
-Pure logic, no aiohttp: the handlers in :mod:`.app` ask :meth:`RateLimiter.admit` and send the
-:class:`Rejection` it returns.
+Start calls and status calls spend the same budgets (the services' limits are per key, whatever
+the call). Pure logic, no aiohttp: the handlers in :mod:`.coze` and :mod:`.truewatch` ask
+:meth:`RateLimiter.admit` and send the :class:`Rejection` it returns.
 """
 
 from __future__ import annotations

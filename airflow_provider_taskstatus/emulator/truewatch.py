@@ -101,7 +101,7 @@ async def _read_upload(request: web.Request) -> tuple[list[Resource], dict[str, 
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
-        raise PackageError(f"files: the upload is over the emulator's {MAX_UPLOAD} bytes") from None
+        raise PackageError(f"files: the upload is over the emulator's limit of {MAX_UPLOAD} bytes") from None
     except ValueError as exc:
         raise PackageError(f"the multipart body is malformed: {exc}") from None
     options = upload_options(form.items())
@@ -135,9 +135,10 @@ async def truewatch_upload(request: web.Request) -> web.Response:
     imported = len(sorted_out.imported)
     steps = plan.steps if plan and plan.steps else default_steps(TRUEWATCH, "import", imported)
     refusal = None
+    raw = "http_status" in fault or "body" in fault  # a gateway's page hides any conflict
     if "errorCode" in fault:
         refusal = truewatch_error(trace_id, fault)
-    elif sorted_out.conflict or "repeat_conflict" in fault:
+    elif not raw and (sorted_out.conflict or "repeat_conflict" in fault):
         conflicts = {
             "repeat_name": sorted_out.repeat_name,
             "repeat_identifier": sorted_out.repeat_identifier,
