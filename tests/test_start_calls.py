@@ -6,8 +6,8 @@ the calls created proves that no retry created a second remote task.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
