@@ -310,3 +310,14 @@ def test_without_a_state_store_a_retry_starts_anew_and_says_so(
     run(copy(), instance, "poke")
     assert warning in logs(), "each try says it"
     assert emulator.start_count("coze") == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_start_and_polls_keep_the_accounts_pace(
+    emulator: EmulatorServer, instance: Instance, mode: str
+) -> None:
+    """The start call and every poll go through the account's throttle: 600 a minute, one per 0.1 s."""
+    run(QuickExport(task_id="export", truewatch_conn_id="truewatch_paced", **FAST), instance, mode)
+    times = [r["time"] for r in emulator.requests("truewatch")]
+    assert len(times) == 4, "the start and three polls"
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.09

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.models.base import TaskStatusError
+from tests.operator_runner import Instance, QuickCozeCopy, QuickExport
+from tests.operator_runner import run as run_operator
 from tests.reliability_matrix import COZE, LIMITED_TIMEOUT, ROWS, SLOW_TIMEOUT, Row, render_table
 from tests.sensor_runner import MODES, QuickCozeSensor, QuickTrueWatchSensor, run
 
@@ -56,6 +58,44 @@ def test_fault(emulator: EmulatorServer, row: Row, mode: str) -> None:
         assert elapsed >= LIMITED_TIMEOUT * 0.9  # the sensor timeout, not the failure budget, ended it
     else:
         assert len(emulator.requests(task_id="r")) == row.requests
+
+
+def operator(row: Row) -> QuickCozeCopy | QuickExport:
+    """An operator whose started task follows the row's script, with the sensor's timings."""
+    timeout = LIMITED_TIMEOUT if row.kind == "limited" else 60
+    request_timeout = SLOW_TIMEOUT if "delay" in row.step else 5
+    timing = {"poll_interval": 0.02, "timeout": timeout, "retry_backoff": 0.02, "max_retry_backoff": 0.1}
+    if row.api == COZE:
+        return QuickCozeCopy(
+            task_id="copy", entity_id="e", entity_type="workflow", request_timeout=request_timeout, **timing
+        )
+    return QuickExport(task_id="export", request_timeout=request_timeout, **timing)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_fault_while_an_operator_waits(emulator: EmulatorServer, row: Row, mode: str) -> None:
+    """The operators wait with the same trigger and tracker: the same outcome and request count per row
+    (a wait's timeout fails an operator without retry, as ``AirflowFailException``)."""
+    emulator.plan_starts(row.api, [{"steps": row.steps}])
+    if row.outcome == "success":
+        result = run_operator(operator(row), Instance(), mode)
+        assert result.get("task_status", result.get("status")) in ("successful", "ok")
+    else:
+        expected = AirflowFailException if row.outcome == "timeout" else TaskStatusError
+        with pytest.raises(expected) as caught:
+            run_operator(operator(row), Instance(), mode)
+        if row.outcome == "timeout":
+            assert "did not finish within the operator timeout" in str(caught.value)
+    if "delay" in row.step:
+        time.sleep(row.step["delay"])  # the emulator logs a slow request when it finally answers
+    [created] = emulator.started(row.api)
+    polls = emulator.requests(row.api, task_id=created["task_id"], call="status")
+    if row.kind == "limited":
+        assert len(polls) >= row.requests
+    else:
+        assert len(polls) == row.requests
+    assert emulator.start_count(row.api) == 1
 
 
 def test_readme_holds_the_table() -> None:
