@@ -365,3 +365,17 @@ async def test_async_connection_never_blocks_the_triggerer_loop(
     # Airflow masks a connection's extra too (a dict): the secret is among the strings.
     secrets = [value for value in masked if isinstance(value, str) and value]
     assert any(value in str(endpoint.headers) for value in secrets), "the secret was masked"
+
+
+def test_console_url_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private deployment names its console in the extra; a wrong value says what to write."""
+    base = {"conn_type": "truewatch", "host": "http://127.0.0.1:9", "password": "k"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TW_CONSOLE", json.dumps({**base, "extra": {"console_url": "https://c.example/"}})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TW_BAD_CONSOLE", json.dumps({**base, "extra": {"console_url": "c.example"}})
+    )
+    assert TrueWatchHook("tw_console").get_endpoint().console_url == "https://c.example"
+    with pytest.raises(TaskStatusError, match="extra console_url must be an http\\(s\\) URL such as"):
+        TrueWatchHook("tw_bad_console").get_endpoint()

@@ -21,7 +21,6 @@ from airflow_provider_taskstatus.models.base import (
 from airflow_provider_taskstatus.models.coze import COZE
 from airflow_provider_taskstatus.models.hosts import normalize_base_url
 from airflow_provider_taskstatus.models.outcome import PollTracker, judge
-from airflow_provider_taskstatus.models.truewatch import SITES, TRUEWATCH
 
 
 def raw(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> RawResponse:
@@ -317,3 +316,20 @@ def test_tracker_warns_once_per_unknown_value(caplog: pytest.LogCaptureFixture) 
             assert not tracker.on_status(TaskStatus(State.UNKNOWN, value, f"is {value}")).done
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and "'weird'" in warnings[0] and "'odd'" in warnings[1]
+
+
+@pytest.mark.parametrize(
+    ("api", "base_url", "console"),
+    [
+        (COZE, "https://api.coze.cn", "https://www.coze.cn"),
+        (COZE, "https://api.coze.com", "https://www.coze.com"),
+        (COZE, "https://gw.example/coze", None),
+        (TRUEWATCH, "https://openapi.truewatch.com", "https://console.truewatch.com"),
+        (TRUEWATCH, "https://us1-openapi.guance.com", "https://us1-console.guance.com"),
+        (TRUEWATCH, "https://cn6-openapi.guance.one:443", "https://cn6-console.guance.one"),
+        (TRUEWATCH, "http://127.0.0.1:8765", None),
+    ],
+)
+def test_console_of_public_hosts(api: Any, base_url: str, console: str | None) -> None:
+    """The extra links' console: known for public hosts, not guessed for any other."""
+    assert api.console_url(base_url) == console
