@@ -21,6 +21,7 @@ from airflow_provider_taskstatus.models.base import (
 from airflow_provider_taskstatus.models.coze import COZE
 from airflow_provider_taskstatus.models.hosts import normalize_base_url
 from airflow_provider_taskstatus.models.outcome import PollTracker, judge
+from airflow_provider_taskstatus.models.truewatch import SITES, TRUEWATCH
 
 
 def raw(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> RawResponse:
