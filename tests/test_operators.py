@@ -322,3 +322,52 @@ def test_start_and_polls_keep_the_accounts_pace(
     times = [r["time"] for r in emulator.requests("truewatch")]
     assert len(times) == 4, "the start and three polls"
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.09
+
+
+# -- the matrix: each operator, each mode, success and remote failure ------------------------------------
+
+OPERATORS = {
+    "coze-copy": (
+        "coze",
+        lambda **kw: copy(**kw),
+        {"task_status": "failed", "failed_reasons": FAILED_REASONS},
+    ),
+    "truewatch-export": ("truewatch", lambda **kw: QuickExport(task_id="export", **FAST, **kw), None),
+    "truewatch-import": (
+        "truewatch",
+        lambda **kw: QuickImport(task_id="import", file=resource_zip({"monitor": ["New"]}), **FAST, **kw),
+        None,
+    ),
+}
+FAILURE = {"status": "error", "errorCode": "ft.ResourceImportError", "message": "package damaged"}
+
+
+@pytest.mark.parametrize("mode", [*MODES, "no-wait"])
+@pytest.mark.parametrize("remote", ["success", "failure"])
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_each_operator_in_each_mode(
+    emulator: EmulatorServer, instance: Instance, name: str, remote: str, mode: str
+) -> None:
+    api, make, coze_failure = OPERATORS[name]
+    failure = coze_failure or FAILURE
+    running = {"task_status": "in_progress"} if api == "coze" else {"status": "running"}
+    if remote == "failure":
+        emulator.plan_starts(api, [{"steps": [running, failure]}])
+    operator = make(wait_for_completion=mode != "no-wait")
+    if mode == "no-wait" or remote == "success":
+        result = run(operator, instance, "poke" if mode == "no-wait" else mode)
+    else:
+        with pytest.raises(
+            AirflowFailException,
+            match="failed: " if api == "coze" else "errorCode ft.ResourceImportError: package damaged",
+        ):
+            run(operator, instance, mode)
+        result = None
+    [created] = emulator.started(api)
+    assert instance.ti.xcom[REMOTE_TASK_ID_KEY] == created["task_id"]
+    polls = emulator.requests(api, task_id=created["task_id"], call="status")
+    if mode == "no-wait":
+        assert result == {operator.start_id_key: created["task_id"]} and polls == []
+    elif remote == "success":
+        assert result is not None and result.get("task_status", result.get("status")) in ("successful", "ok")
+    assert not instance.store, "the record ends with the verdict (or at once without a wait)"
