@@ -18,7 +18,8 @@ from airflow_provider_taskstatus.emulator.packages import resource_zip
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
 from airflow_provider_taskstatus.hooks.coze import CozeHook
 from airflow_provider_taskstatus.hooks.truewatch import TrueWatchHook
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, Started, State, TaskStatusError
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, State, TaskStatusError
+from airflow_provider_taskstatus.models.start import Started
 from airflow_provider_taskstatus.models.truewatch import ImportConflictError
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 

@@ -17,13 +17,12 @@ from airflow_provider_taskstatus.connection_forms import ConnectionForm
 from airflow_provider_taskstatus.models.base import (
     ApiError,
     ErrorKind,
-    Started,
-    StartRequest,
     StatusApi,
     TaskStatus,
     TaskStatusError,
     validate_task_id,
 )
+from airflow_provider_taskstatus.models.start import Started, StartRequest
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.sync import SyncTransport
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, budget, throttle_for

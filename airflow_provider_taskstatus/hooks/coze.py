@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from airflow_provider_taskstatus.connection_forms import COZE_FORM
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
-from airflow_provider_taskstatus.models.base import Started
 from airflow_provider_taskstatus.models.coze import COZE
+from airflow_provider_taskstatus.models.start import Started
 
 
 class CozeHook(TaskStatusHook):

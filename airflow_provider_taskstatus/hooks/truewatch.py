@@ -8,7 +8,8 @@ from pathlib import Path
 
 from airflow_provider_taskstatus.connection_forms import TRUEWATCH_FORM
 from airflow_provider_taskstatus.hooks.base import TaskStatusHook
-from airflow_provider_taskstatus.models.base import Started, StartRequest, TaskStatusError
+from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.models.start import Started, StartRequest
 from airflow_provider_taskstatus.models.truewatch import TRUEWATCH
 
 #: A resource package: a path to the zip, or its bytes.

@@ -6,8 +6,11 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from airflow_provider_taskstatus.models.start import Started, StartRequest
 
 
 class State(str, enum.Enum):
@@ -119,33 +122,6 @@ class TaskStatus:
     #: The API's ``data`` / ``content`` object: the sensor's XCom value on success.
     payload: dict[str, Any] = field(default_factory=dict)
     #: Coze ``logid`` / TrueWatch ``traceId``: support asks for it.
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    """A call that creates a remote task, built by an API adapter and sent by a transport."""
-
-    path: str
-    body: bytes | None = field(default=None, repr=False)
-    content_type: str | None = None
-    #: What the call does, for every message about it: "Coze copy of workflow '7530…'".
-    what: str = "start call"
-    #: Where a person checks whether the call created something, when its answer was lost.
-    where_to_check: str = "the service's console"
-    method: str = "POST"
-
-
-@dataclass(frozen=True)
-class Started:
-    """A classified answer to a start call."""
-
-    #: The remote task to wait for; None when the work finished within the call (a bot copied in
-    #: its own workspace).
-    task_id: str | None
-    #: The API's ``data`` / ``content`` object.
-    payload: dict[str, Any]
-    message: str
     request_id: str | None = None
 
 

@@ -16,8 +16,6 @@ from airflow_provider_taskstatus.models.base import (
     ApiError,
     ErrorKind,
     RawResponse,
-    Started,
-    StartRequest,
     State,
     TaskStatus,
     encode,
@@ -32,6 +30,7 @@ from airflow_provider_taskstatus.models.base import (
     validate_task_id,
 )
 from airflow_provider_taskstatus.models.hosts import normalize_base_url
+from airflow_provider_taskstatus.models.start import Started, StartRequest
 
 DEFAULT_HOST = "api.coze.cn"
 INTERNATIONAL_HOST = "api.coze.com"

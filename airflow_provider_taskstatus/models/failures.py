@@ -11,8 +11,9 @@ import re
 import ssl
 from collections.abc import Iterator
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, StartRequest, shorten
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, shorten
 from airflow_provider_taskstatus.models.hosts import origin
+from airflow_provider_taskstatus.models.start import StartRequest
 
 #: A URL in a message: room for any real endpoint, but not for a 5,000-character task id.
 URL_LIMIT = 160

@@ -19,8 +19,6 @@ from airflow_provider_taskstatus.models.base import (
     ApiError,
     ErrorKind,
     RawResponse,
-    Started,
-    StartRequest,
     State,
     TaskStatus,
     compact,
@@ -36,6 +34,7 @@ from airflow_provider_taskstatus.models.base import (
 )
 from airflow_provider_taskstatus.models.hosts import normalize_base_url
 from airflow_provider_taskstatus.models.multipart import form_data
+from airflow_provider_taskstatus.models.start import Started, StartRequest
 
 #: Site name → OpenAPI host. Private deployments put their own host in the connection instead.
 SITES: dict[str, str] = {

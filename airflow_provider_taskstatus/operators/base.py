@@ -13,15 +13,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_taskstatus.models.base import (
-    ApiError,
-    ErrorKind,
-    Started,
-    State,
-    TaskStatus,
-    TaskStatusError,
-)
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, State, TaskStatus, TaskStatusError
 from airflow_provider_taskstatus.models.outcome import PollTracker, Verdict, judge, timeout_message
+from airflow_provider_taskstatus.models.start import Started
 from airflow_provider_taskstatus.operators.durable import DurableStart, StartRecord
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.waiting import RemoteTaskWait

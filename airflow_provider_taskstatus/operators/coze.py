@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_taskstatus.hooks.coze import CozeHook
-from airflow_provider_taskstatus.models.base import Started
+from airflow_provider_taskstatus.models.start import Started
 from airflow_provider_taskstatus.operators.base import TaskStatusOperator
 from airflow_provider_taskstatus.operators.links import CozeWorkspaceLink
 

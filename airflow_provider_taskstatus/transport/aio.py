@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse, StartRequest
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse
 from airflow_provider_taskstatus.models.failures import deadline_error, request_error, timeout_error
 from airflow_provider_taskstatus.models.hosts import origin
+from airflow_provider_taskstatus.models.start import StartRequest
 from airflow_provider_taskstatus.transport.policy import RetryPolicy, monotonic_deadline, request_timeout
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 from airflow_provider_taskstatus.transport.turnstile import Turnstile

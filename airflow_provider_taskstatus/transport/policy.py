@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, StartRequest
+from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind
 from airflow_provider_taskstatus.models.failures import deadline_error, retry_cut, uncertain_start
+from airflow_provider_taskstatus.models.start import StartRequest
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_taskstatus.models.base import ApiError, RawResponse, StartRequest
+from airflow_provider_taskstatus.models.base import ApiError, RawResponse
 from airflow_provider_taskstatus.models.failures import causes, request_error, timeout_error
+from airflow_provider_taskstatus.models.start import StartRequest
 from airflow_provider_taskstatus.transport.policy import (
     RetryPolicy,
     monotonic_deadline,
