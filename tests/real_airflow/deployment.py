@@ -135,13 +135,18 @@ class RealAirflow:
 
     def client_ports(self, name: str, server_port: int) -> set[int]:
         """The local ports of the TCP connections the session of ``name`` holds open to ``server_port``."""
-        ports = set()
+        return set().union(*self.client_connections(name, server_port).values())
+
+    def client_connections(self, name: str, server_port: int) -> dict[int, set[int]]:
+        """Pid → the local ports of its TCP connections to ``server_port``, for each process of the
+        session of ``name`` that holds one open (a task process polling the emulator, say)."""
+        found: dict[int, set[int]] = {}
         for pid in self.session_pids(name):
             with contextlib.suppress(psutil.Error):
                 for conn in psutil.Process(pid).net_connections(kind="tcp"):
                     if conn.raddr and conn.raddr.port == server_port:
-                        ports.add(conn.laddr.port)
-        return ports
+                        found.setdefault(pid, set()).add(conn.laddr.port)
+        return found
 
     def start_triggerer(self, name: str, timeout: float = STARTUP_TIMEOUT) -> int:
         """Start the triggerer process ``name``; return its job id once its job runs.
@@ -294,15 +299,17 @@ class RealAirflow:
 
     # --- logs ------------------------------------------------------------------------------------
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """Every log file of the task (all attempts, and the trigger's part), concatenated.
+    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int | None = None) -> str:
+        """Every log file of the task (all attempts, and the trigger's part), concatenated; with
+        ``attempt``, those of that try alone.
 
         The same on every release: the default ``log_filename_template`` has been
         ``dag_id=…/run_id=…/task_id=…/attempt=N.log`` since 2.x, and the triggerer writes its part
         next to it (``attempt=N.log.trigger.<job id>.log``).
         """
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        pattern = "*" if attempt is None else f"attempt={attempt}.log*"
+        files = sorted(p for p in folder.rglob(pattern) if p.is_file())
         return "\n".join(p.read_text(errors="replace") for p in files)
 
     def all_logs(self) -> dict[Path, str]:

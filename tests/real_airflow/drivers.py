@@ -49,6 +49,10 @@ class Driver(ABC):
         ``triggerer_id`` (the job id of the triggerer its trigger is assigned to, or None)."""
 
     @abstractmethod
+    def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
+        """Link name → URL (None: none yet) of the task instance, from the REST API's links endpoint."""
+
+    @abstractmethod
     def running_triggerer_ids(self) -> set[int]:
         """The job ids of the triggerers in state ``running`` (a SIGKILLed one stays so, heartbeat stale)."""
 
@@ -94,6 +98,10 @@ class RestDriver(Driver):
             ti["map_index"]: {**ti, "triggerer_id": (ti.get("trigger") or {}).get("triggerer_id")}
             for ti in found
         }
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links"
+        return dict(self.airflow.api("GET", path)["extra_links"])
 
     def running_triggerer_ids(self) -> set[int]:
         params = {"job_type": "TriggererJob", "job_state": "running", "limit": 100}
@@ -175,6 +183,12 @@ class MetadataDbDriver(Driver):
             task_id,
         )
         return {row["map_index"]: dict(row) for row in rows}
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
+        # The one thing read from a webserver: links are resolved by the operator links' own code,
+        # which runs in the webserver (the ``"webserver"`` process, started by the tests that ask).
+        path = f"/api/v1/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links"
+        return dict(self.airflow.api("GET", path))
 
     def running_triggerer_ids(self) -> set[int]:
         rows = self._query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from airflow_provider_taskstatus.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_taskstatus.emulator.server import (
+    DEFAULT_COZE_TOKEN,
     airflow_connections,
 )
 
@@ -26,6 +27,9 @@ E2E_DAG_IDS = (
     "e2e_coze_timeout_30s",
     "e2e_coze_failover",
     "e2e_truewatch_budget",
+    "e2e_durable_timeout",
+    "e2e_durable_timeout_deferred",
+    "e2e_durable_kill",
 )
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: Seconds for ``airflow db migrate`` and for all processes to become ready (a loaded 2-core machine).
@@ -46,6 +50,10 @@ SECOND_TRIGGERER_CAPACITY = 4
 
 #: A second Coze account on the emulator (see ``AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT``).
 TIMEOUT_ACCOUNT_TOKEN = "pat_e2e_timeout_account"
+
+#: The web console of the ``coze_console`` connection (the emulator's, with this ``console_url``):
+#: the operators' extra links point into it.
+COZE_CONSOLE_URL = "https://coze.example"
 
 
 def free_port() -> int:
@@ -99,6 +107,10 @@ AIRFLOW_2_SETTINGS = {
     "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
     "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
     "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(REPARSE_INTERVAL),
+    # For the webserver the links test starts: its REST API open to every request (as 3.x's
+    # SimpleAuthManager with all admins is), on loopback only.
+    "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.default",
+    "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
 }
 
 
@@ -134,6 +146,15 @@ def airflow_env(home: Path, api_port: int, emulator_url: str) -> dict[str, str]:
             "AIRFLOW_CONN_COZE_TIMEOUT_ACCOUNT": json.dumps(
                 {"conn_type": "coze", "host": emulator_url, "password": TIMEOUT_ACCOUNT_TOKEN}
             ),
+            # The durable-start DAGs copy through a connection with a console, for their extra link.
+            "AIRFLOW_CONN_COZE_CONSOLE": json.dumps(
+                {
+                    "conn_type": "coze",
+                    "host": emulator_url,
+                    "password": DEFAULT_COZE_TOKEN,
+                    "extra": {"console_url": COZE_CONSOLE_URL},
+                }
+            ),
         }
     )
     return env
@@ -150,6 +171,9 @@ PROCESS_COMMANDS: dict[str, Callable[[int], list[str]]] = {
     "triggerer": lambda port: ["triggerer", "--skip-serve-logs"],
     # A second triggerer with the deployment's capacity (``make scale`` sets it through the environment).
     "triggerer-b": lambda port: ["triggerer", "--skip-serve-logs"],
+    # Airflow 2.11's webserver, on the port Airflow 3's api-server would have; in no driver's
+    # list either: only the tests of extra links start it (links are resolved in the webserver).
+    "webserver": lambda port: ["webserver", "--hostname", "127.0.0.1", "--port", str(port), "--workers", "1"],
     "triggerer-2": lambda port: [
         "triggerer",
         "--skip-serve-logs",
