@@ -57,6 +57,9 @@ DEMO_RUNS = (
     DagRunSpec("example_coze_copy", {"copy_task_id": "demo-copy-failed"}, expected="failed"),
     DagRunSpec("example_truewatch_export"),
     DagRunSpec("example_truewatch_import"),
+    DagRunSpec("example_coze_copy_operator"),
+    DagRunSpec("example_coze_copy_mapped"),
+    DagRunSpec("example_truewatch_export_import"),
 )
 
 

@@ -53,8 +53,12 @@ def run_in_parallel(
     emulator: EmulatorServer,
     migrated_home: Path,
     adjust_env: Callable[[str, Any, dict[str, str]], None] | None = None,
+    max_workers: int | None = None,
 ) -> dict[str, Any]:
-    """``demo.run_dag`` for each ``name → DagRunSpec``, in parallel; ``adjust_env`` may edit each run's env."""
+    """``demo.run_dag`` for each ``name → DagRunSpec``, in parallel; ``adjust_env`` may edit each run's env.
+
+    ``max_workers``: how many run at once; by default one per core, at least two.
+    """
 
     def run(name: str, spec: Any) -> Any:
         home = tmp_path_factory.mktemp(f"airflow-{name}")
@@ -64,7 +68,8 @@ def run_in_parallel(
             adjust_env(name, spec, env)
         return demo.run_dag(spec.dag_id, env, spec.conf)
 
-    with ThreadPoolExecutor(max_workers=min(len(specs), max(2, os.cpu_count() or 2))) as pool:
+    workers = max_workers if max_workers is not None else max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=min(len(specs), workers)) as pool:
         futures = {name: pool.submit(run, name, spec) for name, spec in specs.items()}
         return {name: future.result() for name, future in futures.items()}
 
