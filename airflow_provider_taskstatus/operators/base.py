@@ -200,8 +200,13 @@ class TaskStatusOperator(RemoteTaskWait, BaseOperator):
         self._save_links(context, None)
 
     def _save_links(self, context: Context, payload: dict[str, Any] | None) -> None:
-        for key, url in self.links(self.hook, payload).items():
-            context["ti"].xcom_push(key=key, value=url)
+        """Every link's XCom, empty while its URL is unknown: Airflow 3 reads each link when the task
+        defers or ends, and logs an error for a link whose XCom does not exist."""
+        urls = self.links(self.hook, payload)
+        for link in self.operator_extra_links:
+            key = getattr(link, "xcom_key", None)
+            if key is not None:
+                context["ti"].xcom_push(key=key, value=urls.get(key, ""))
 
     def _poll(self, task_id: str, deadline: float) -> tuple[Verdict, dict[str, Any] | None]:
         """Wait in this worker: the trigger's loop, blocking (the same tracker, verdicts and messages)."""
