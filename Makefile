@@ -23,7 +23,7 @@ MARKS_3.3  :=
 # The package as a user installs it (not editable) is rebuilt into a matrix venv when any of it changes.
 PACKAGE_FILES := pyproject.toml $(shell find airflow_provider_taskstatus -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: venv lint test test-fast demo emulator lock clean browser bench scale matrix-venvs locks/airflow-%.txt-compile \
+.PHONY: venv lint test test-fast demo emulator lock clean browser proxy bench scale matrix-venvs locks/airflow-%.txt-compile \
 	$(addprefix test-,$(AIRFLOW_VERSIONS))
 
 venv: $(STAMP)
@@ -49,13 +49,17 @@ matrix-venvs: $(foreach v,$(AIRFLOW_VERSIONS),.venv-$(v)/.installed-stamp)
 browser:
 	bash scripts/install-browser.sh
 
+# Debian's tinyproxy, the forward proxy of the network tests (needs root; does nothing once installed).
+proxy:
+	bash scripts/install-proxy.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The whole matrix, one release after the other (the end-to-end tests time real processes: not in parallel).
-test: lint browser $(addprefix test-,$(AIRFLOW_VERSIONS))
+test: lint browser proxy $(addprefix test-,$(AIRFLOW_VERSIONS))
 	@$(BIN)/python scripts/matrix_report.py $(foreach v,$(AIRFLOW_VERSIONS),test-results/airflow-$(v).xml)
 
 # One release alone, e.g. `make test-2.11`.
