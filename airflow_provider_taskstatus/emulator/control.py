@@ -9,7 +9,11 @@ read the log, reset.
   synchronous copies) of the start calls per API since the last reset, whatever the filters.
   Without the flag the list stays a list, as the benchmark and older tests read it;
 * ``GET /_emulator/started[?api=]``: those side effects, oldest first (see ``EmulatorServer.started``);
-* ``GET /_emulator/stats``, ``/limits``, ``/changes``, ``/resources``, ``/health``.
+* ``GET /_emulator/stats``, ``/limits``, ``/changes``, ``/resources``, ``/health``;
+* OAuth (:mod:`.oauth`): ``POST /_emulator/oauth/apps`` (``{"app_id", "public_keys": {kid: PEM},
+  "token_lifetime"?, "account_ids"?}``), ``/oauth/keys/revoke`` (``{"kid"}``), ``/oauth/tokens/expire``,
+  ``/oauth/faults`` (``{"error_code", "http_status"?, "times"?, "error_message"?}``);
+  ``GET /_emulator/oauth/exchanges[?outcome=]``.
 
 They are strict: a body or query key they do not know, or a step key the API's steps do not take,
 is refused with HTTP 400 ``{"error": ..., "known_keys": [...]}`` rather than ignored, because an
@@ -24,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from .limits import RateLimits
+from .oauth import OAuthApp
 from .packages import check_resources
 from .plans import plans_from_spec
 from .scripts import APIS, GLOBAL_FAULTS
@@ -255,6 +260,75 @@ async def control_changes(request: web.Request) -> web.Response:
     return web.json_response(changes)
 
 
+async def control_oauth_app(request: web.Request) -> web.Response:
+    """``POST /_emulator/oauth/apps``: register (or redefine) an OAuth service app until the next reset."""
+    try:
+        app = OAuthApp.from_json(await _json_body(request))
+        request.app[STATE].oauth.add_app(app)
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response({"app_id": app.app_id, "kids": sorted(app.keys)}, status=201)
+
+
+async def control_oauth_revoke(request: web.Request) -> web.Response:
+    """``POST /_emulator/oauth/keys/revoke``: ``{"kid"}`` refuse later exchanges signed with it (404: unknown)."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SpecError("body must be a JSON object")
+        check_keys(body, ("kid",), "revoke")
+        kid = body.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise SpecError("kid must be a non-empty string")
+    except ValueError as exc:
+        return _refusal(exc)
+    try:
+        request.app[STATE].oauth.revoke(kid)
+    except KeyError as exc:
+        return web.json_response({"error": exc.args[0]}, status=404)
+    return web.json_response({"kid": kid, "revoked": True})
+
+
+async def control_oauth_expire(request: web.Request) -> web.Response:
+    """``POST /_emulator/oauth/tokens/expire``: every token issued so far stops working (``expired``: how
+    many were live). No body, or ``{}``."""
+    try:
+        body = await _json_body(request, default={})
+        if not isinstance(body, dict):
+            raise SpecError("body must be empty or {}")
+        check_keys(body, (), "expire")
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response({"expired": request.app[STATE].oauth.expire_tokens()})
+
+
+async def control_oauth_faults(request: web.Request) -> web.Response:
+    """``POST /_emulator/oauth/faults``: answer the next exchanges with an error (``pending``: how many)."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SpecError("body must be a JSON object")
+        check_keys(body, ("error_code", "http_status", "times", "error_message"), "oauth faults")
+        pending = request.app[STATE].oauth.fail_next(
+            body.get("error_code", ""),
+            body.get("http_status"),
+            body.get("times", 1),
+            body.get("error_message"),
+        )
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response({"pending": pending}, status=201)
+
+
+async def control_oauth_exchanges(request: web.Request) -> web.Response:
+    """``GET /_emulator/oauth/exchanges[?outcome=]``: the token exchanges, oldest first."""
+    try:
+        _check_query(request, ("outcome",))
+    except ValueError as exc:
+        return _refusal(exc)
+    return web.json_response(request.app[STATE].oauth.exchanges(request.query.get("outcome")))
+
+
 async def control_health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -274,3 +348,8 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/started", control_started)
     app.router.add_get("/_emulator/resources", control_get_resources)
     app.router.add_post("/_emulator/resources", control_set_resources)
+    app.router.add_post("/_emulator/oauth/apps", control_oauth_app)
+    app.router.add_post("/_emulator/oauth/keys/revoke", control_oauth_revoke)
+    app.router.add_post("/_emulator/oauth/tokens/expire", control_oauth_expire)
+    app.router.add_post("/_emulator/oauth/faults", control_oauth_faults)
+    app.router.add_get("/_emulator/oauth/exchanges", control_oauth_exchanges)

@@ -1,6 +1,7 @@
 """Coze's copy-task calls: ``POST /v1/entities/copy_tasks`` (start) and ``GET …/{task_id}`` (status).
 
-Both take ``Authorization: Bearer <token>`` and answer ``{"code", "msg", "data", "detail": {"logid"}}``
+Both take ``Authorization: Bearer <token>`` (a configured token, or a live access token from the
+OAuth exchange, :mod:`.oauth`) and answer ``{"code", "msg", "data", "detail": {"logid"}}``
 with the log id also in ``x-tt-logid``. The start copies an entity (``entity_id``, ``entity_type``:
 bot | app | workflow, ``to_workspace_id``: empty or absent for the same workspace). A same-workspace
 bot is copied at once (``data.copied_entity_id``, no task); anything else creates a task
@@ -93,10 +94,12 @@ def parse_copy(text: str) -> CopyRequest:
 
 
 def _token(request: web.Request, state: EmulatorState) -> str | None:
-    """The Bearer token if it is an accepted one."""
+    """The Bearer token if it is an accepted one: a configured token or a live OAuth access token."""
     header = request.headers.get("Authorization", "")
     token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
-    return token if token in state.coze_tokens else None
+    if token is None or not (token in state.coze_tokens or state.oauth.accepts(token)):
+        return None
+    return token
 
 
 async def coze_start(request: web.Request) -> web.Response:

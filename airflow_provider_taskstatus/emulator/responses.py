@@ -22,8 +22,9 @@ from .scripts import CONTROL_KEYS, Step
 from .state import STATE
 
 JSON_TYPE = "application/json; charset=utf-8"
-#: The ``call`` of a request in the log: a status poll or a call that creates a remote task.
-STATUS, START = "status", "start"
+#: The ``call`` of a request in the log: a status poll, a call that creates a remote task, or an OAuth
+#: token exchange (:mod:`.oauth`).
+STATUS, START, OAUTH = "status", "start", "oauth"
 
 #: 4008 (daily quota), 4009 (system-wide) and 4020 (per minute) are rate limits whose HTTP status Coze
 #: does not document: 429 here, like 4013.

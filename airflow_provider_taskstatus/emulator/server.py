@@ -15,6 +15,7 @@ from aiohttp import web
 from .app import create_app
 from .binding import StartError, check_host, check_port
 from .limits import RateLimits
+from .oauth import OAuthApp, add_oauth_routes
 from .packages import check_resources
 from .plans import plans_from_spec
 from .scripts import GLOBAL_FAULTS, Step
@@ -61,6 +62,8 @@ class EmulatorServer:
     server context with its certificate loaded) it serves HTTPS; ``access_log=False`` skips the
     per-request access log line (the benchmark's load would spend its time writing it).
     ``rate_limits`` turns on the services' request budgets (:mod:`.limits`); by default none.
+    ``oauth_apps`` are OAuth service apps registered from the start and again after each
+    :meth:`reset` (:meth:`add_oauth_app` adds one until the next reset; see :mod:`.oauth`).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class EmulatorServer:
         ssl_context: ssl.SSLContext | None = None,
         access_log: bool = True,
         rate_limits: RateLimits | None = None,
+        oauth_apps: Iterable[OAuthApp] = (),
     ) -> None:
         check_host(host, allow_remote)
         check_port(port)
@@ -80,7 +84,7 @@ class EmulatorServer:
         self.port = port
         self.ssl_context = ssl_context
         self.access_log = access_log
-        self.state = EmulatorState(coze_tokens, truewatch_keys, rate_limits)
+        self.state = EmulatorState(coze_tokens, truewatch_keys, rate_limits, oauth_apps)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -207,10 +211,57 @@ class EmulatorServer:
         """The TrueWatch workspace's resource names by kind, imports included."""
         return self.state.starts.resources()
 
+    def add_oauth_app(
+        self,
+        app_id: str,
+        public_keys: Mapping[str, str | bytes],
+        token_lifetime: float | None = None,
+        account_ids: Iterable[str] | None = None,
+    ) -> None:
+        """Register (or redefine) an OAuth service app until the next :meth:`reset` (see :mod:`.oauth`).
+
+        ``public_keys``: kid -> PEM RSA public key; ``token_lifetime`` caps its tokens' lifetime
+        (seconds, may be fractional); ``account_ids``: the accounts the enterprise variant accepts
+        (None or empty: any). Raises ValueError on a bad PEM, or a kid that is another app's.
+        """
+        self.state.oauth.add_app(OAuthApp(app_id, public_keys, token_lifetime, account_ids))
+
+    def revoke_oauth_key(self, kid: str) -> None:
+        """Refuse later exchanges signed with ``kid`` (401 ``invalid_client``); its tokens keep working.
+
+        KeyError if no app has the key.
+        """
+        self.state.oauth.revoke(kid)
+
+    def expire_oauth_tokens(self) -> None:
+        """Every access token issued so far answers 4100 from now on."""
+        self.state.oauth.expire_tokens()
+
+    def fail_next_oauth(
+        self, error_code: str, http_status: int | None = None, times: int = 1, message: str | None = None
+    ) -> None:
+        """Answer the next ``times`` exchanges with ``error_code`` (e.g. ``internal_error``: 500).
+
+        ``http_status`` defaults to the code's (``oauth.ERROR_STATUS``, 500 if unknown). Nothing is
+        checked or spent by such an exchange: the same JWT may be sent again.
+        """
+        self.state.oauth.fail_next(error_code, http_status, times, message)
+
+    def oauth_exchanges(self, outcome: str | None = None) -> list[dict[str, Any]]:
+        """Every token exchange since the last reset, oldest first (``outcome``: ``"issued"`` or an error code).
+
+        Each is ``{"time", "app_id", "kid", "account_id", "duration_seconds" (as asked, None if not),
+        "outcome", "http_status", "expires_in" (issued), "message" (errors)}``: never the JWT or the token.
+        """
+        return self.state.oauth.exchanges(outcome)
+
+    def oauth_exchange_count(self, outcome: str | None = None) -> int:
+        return len(self.state.oauth.exchanges(outcome))
+
     def requests(
         self, api: str | None = None, task_id: str | None = None, call: str | None = None
     ) -> list[dict[str, Any]]:
-        """The requests received so far, oldest first; ``call``: ``"status"`` or ``"start"``."""
+        """The requests received so far, oldest first; ``call``: ``"status"``, ``"start"`` or ``"oauth"``."""
         return self.state.requests(api, task_id, call)
 
     def stats(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
@@ -218,8 +269,8 @@ class EmulatorServer:
         return self.state.stats(since, until)
 
     def reset(self) -> None:
-        """Restore the seeded demo tasks, workspace resources and initial rate limits; clear the
-        request log, windows, start plans and started tasks."""
+        """Restore the seeded demo tasks, workspace resources, initial rate limits and OAuth apps;
+        clear the request log, windows, start plans, started tasks, OAuth tokens and exchanges."""
         self.state.reset()
 
     def _run(self) -> None:
@@ -239,7 +290,9 @@ class EmulatorServer:
         logging: dict[str, Any] = {"access_log_format": ACCESS_LOG_FORMAT}
         if not self.access_log:
             logging["access_log"] = None
-        runner = web.AppRunner(create_app(self.state), shutdown_timeout=1.0, **logging)
+        app = create_app(self.state)
+        add_oauth_routes(app)  # Coze's token exchange (its control endpoints are in create_app's)
+        runner = web.AppRunner(app, shutdown_timeout=1.0, **logging)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()

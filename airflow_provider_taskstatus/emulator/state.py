@@ -11,13 +11,16 @@ import copy
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .limits import RateLimiter, RateLimits
 from .scripts import GLOBAL_FAULTS, Step, Task, demo_tasks
 from .starts import StartBook
+
+if TYPE_CHECKING:
+    from .oauth import OAuthApp, OAuthBook
 
 #: The stand-ins for the benchmark's anchor triggers (dbt Cloud's run status and a plain URL for
 #: Airflow's ``HttpSensorTrigger``), and their ``api`` in the request log; their ids are *flipped*.
@@ -30,8 +33,14 @@ class EmulatorState:
     """Scripted tasks, accepted credentials and the request log, safe to use from any thread."""
 
     def __init__(
-        self, coze_tokens: Iterable[str], truewatch_keys: Iterable[str], rate_limits: RateLimits | None = None
+        self,
+        coze_tokens: Iterable[str],
+        truewatch_keys: Iterable[str],
+        rate_limits: RateLimits | None = None,
+        oauth_apps: Iterable[OAuthApp] = (),
     ) -> None:
+        from .oauth import OAuthBook  # here, not above: its handlers import this module's STATE
+
         self.coze_tokens = frozenset(coze_tokens)
         self.truewatch_keys = frozenset(truewatch_keys)
         #: The budgets given at construction: :meth:`reset` goes back to them.
@@ -48,17 +57,20 @@ class EmulatorState:
         self._conn_serial = 0
         #: Start plans, the side effects of start calls, the TrueWatch workspace's resources.
         self.starts = StartBook()
+        #: OAuth apps, issued access tokens and token exchanges (:mod:`.oauth`); ``oauth_apps`` survive resets.
+        self.oauth: OAuthBook = OAuthBook(oauth_apps)
         self.reset()
 
     def reset(self) -> None:
-        """Restore the seeded demo tasks, workspace resources and initial budgets; forget all
-        requests, flips, start plans and started tasks.
+        """Restore the seeded demo tasks, workspace resources, initial budgets and OAuth apps; forget
+        all requests, flips, start plans, started tasks, OAuth tokens and exchanges.
 
         The budgets go back to the constructor's (windows emptied) rather than staying as a test set
         them, so one test's limits never leak into the next on a shared server.
         """
         self.limiter.configure(self.initial_limits)
         self.starts.reset()
+        self.oauth.reset()
         with self._lock:
             self._tasks = {(t.api, t.task_id): t for t in demo_tasks()}
             self._faults.clear()
@@ -122,7 +134,7 @@ class EmulatorState:
     def requests(
         self, api: str | None = None, task_id: str | None = None, call: str | None = None
     ) -> list[dict[str, Any]]:
-        """The request log, oldest first, filtered by API, task id and ``call`` (``status`` / ``start``)."""
+        """The request log, oldest first, filtered by API, task id and ``call`` (``status`` / ``start`` / ``oauth``)."""
         with self._lock:
             return [
                 dict(e)
@@ -147,7 +159,7 @@ class EmulatorState:
         i.e. connections opened in the window. ``peers`` counts distinct client ``ip:port`` pairs,
         which undercounts connections when the client reuses ports. ``rejected`` counts the requests
         refused by a rate limit (also split ``rejected_by_api`` and ``rejected_by_limit``: key, workspace).
-        ``by_call`` splits the requests into status polls and start calls; ``started`` counts the
+        ``by_call`` splits the requests into status polls, start calls and OAuth token exchanges; ``started`` counts the
         side effects (tasks, copies) of start calls in the window, per API.
         """
         lo = float("-inf") if since is None else since
