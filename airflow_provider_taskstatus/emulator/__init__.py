@@ -5,7 +5,9 @@ Python with :class:`EmulatorServer`, or in tests with the ``taskstatus_emulator`
 ``taskstatus_emulator_fresh`` pytest fixtures. :mod:`.scripts` documents how to script a task's
 lifecycle; :mod:`.plans` how to script the start calls (their faults, the tasks they create);
 :mod:`.packages` the resource zip TrueWatch's import takes (:func:`resource_zip` builds one);
-:mod:`.limits` the request budgets (off by default); :mod:`.control` the ``/_emulator`` endpoints.
+:mod:`.limits` the request budgets (off by default); :mod:`.oauth` Coze's OAuth JWT token exchange
+(service apps registered with ``EmulatorServer.add_oauth_app`` or ``--oauth-app``); :mod:`.control`
+the ``/_emulator`` endpoints.
 
 The names below are imported on first use: the pytest plugin lives in this package and is loaded
 into every pytest session where the provider is installed, so importing the package must not

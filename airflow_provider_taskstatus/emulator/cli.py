@@ -3,8 +3,11 @@
 The banner names the seeded tasks; the start calls (``POST /v1/entities/copy_tasks``, TrueWatch's
 ``…/export/task/create`` and ``…/upload``) need no seed: each creates its own task.
 
-A startup problem the user can fix (busy port, missing certificate file, non-loopback host) is one
-line on stderr naming the flag to change, and exit status 2: never a traceback.
+``--oauth-app APP_ID:KID:PUBLIC_KEY_PEM_FILE`` (repeatable; one app may have several keys) registers
+an OAuth service app for Coze's JWT token exchange (:mod:`.oauth`); it survives ``/_emulator/reset``.
+
+A startup problem the user can fix (busy port, missing certificate or key file, non-loopback host)
+is one line on stderr naming the flag to change, and exit status 2: never a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from types import FrameType
 from typing import NoReturn
 
 from .limits import RateLimits
+from .oauth_checks import OAuthApp, load_public_key
 from .scripts import COZE, TRUEWATCH, demo_tasks
 from .server import (
     DEFAULT_COZE_TOKEN,
@@ -53,6 +57,37 @@ def _ssl_context(cert: str, key: str) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         fail(f"cannot load --tls-cert {cert} with --tls-key {key} (PEM certificate and its key?): {exc}")
     return context
+
+
+def _oauth_app(text: str) -> tuple[str, str, str]:
+    """argparse type: ``APP_ID:KID:PUBLIC_KEY_PEM_FILE`` (the file's path may hold more colons)."""
+    app_id, kid, path = ([*text.split(":", 2), "", ""])[:3]
+    if not (app_id and kid and path):
+        raise argparse.ArgumentTypeError(f"must be APP_ID:KID:PUBLIC_KEY_PEM_FILE, got {text!r}")
+    return app_id, kid, path
+
+
+def oauth_apps(args: argparse.Namespace) -> list[OAuthApp]:
+    """The OAuth apps ``--oauth-app`` asks for, their keys read and checked (a bad one: :func:`fail`)."""
+    if args.oauth_token_lifetime is not None and not args.oauth_app:
+        fail("--oauth-token-lifetime needs --oauth-app")
+    keys: dict[str, dict[str, bytes]] = {}
+    owners: dict[str, str] = {}
+    for app_id, kid, path in args.oauth_app or []:
+        if owners.setdefault(kid, app_id) != app_id:
+            fail(f"--oauth-app {app_id}:{kid}:…: kid {kid} already belongs to app {owners[kid]}")
+        if not os.path.isfile(path):
+            fail(f"--oauth-app {path}: no such file")
+        try:
+            with open(path, "rb") as file:
+                pem = file.read()
+            load_public_key(kid, pem)
+        except OSError as exc:
+            fail(f"cannot read --oauth-app {path}: {exc}")
+        except ValueError as exc:
+            fail(f"cannot load --oauth-app {path} (a PEM RSA public key?): {exc}")
+        keys.setdefault(app_id, {})[kid] = pem
+    return [OAuthApp(app_id, pems, args.oauth_token_lifetime) for app_id, pems in keys.items()]
 
 
 def _count(text: str) -> int:
@@ -152,6 +187,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument("--quiet", action="store_true", help="no access log line per request")
+    parser.add_argument(
+        "--oauth-app",
+        type=_oauth_app,
+        action="append",
+        metavar="APP_ID:KID:PUBLIC_KEY_PEM_FILE",
+        help="an OAuth service app whose JWTs (signed with the key KID) the token exchange takes",
+    )
+    parser.add_argument(
+        "--oauth-token-lifetime",
+        type=_seconds,
+        metavar="SECONDS",
+        help="cap the OAuth access tokens' lifetime (default: the duration_seconds asked, 900)",
+    )
     _add_limit_flags(parser)
     return parser
 
@@ -166,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:
         fail(str(exc))
     ssl_context = None if args.tls_cert is None else _ssl_context(args.tls_cert, args.tls_key)
+    apps = oauth_apps(args)
     server = EmulatorServer(
         args.host,
         args.port,
@@ -175,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ssl_context=ssl_context,
         access_log=not args.quiet,
         rate_limits=rate_limits(args),
+        oauth_apps=apps,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -194,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         banner = f"{PROG} on {server.base_url} | coze: {ids[COZE]} | truewatch: {ids[TRUEWATCH]}"
         if not server.rate_limits.unlimited:
             banner += f" | limits: {server.rate_limits.describe()}"
+        if apps:
+            banner += " | oauth apps: " + ", ".join(f"{a.app_id} ({', '.join(a.keys)})" for a in apps)
         print(banner, flush=True)
         while not stopped.wait(0.5):
             pass
