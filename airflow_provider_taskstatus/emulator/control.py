@@ -4,13 +4,13 @@ read the log, reset.
 * ``POST /_emulator/tasks``, ``/faults``, ``/starts`` (plans, :mod:`.plans`), ``/limits``,
   ``/resources`` (the TrueWatch workspace's, :mod:`.packages`), ``/flip``, ``/reset``;
 * ``GET /_emulator/requests[?api=&task_id=&call=&counts=true]``: the request log, a JSON list of
-  entries (``call`` is ``status`` or ``start``). With ``counts=true`` it is an object instead,
+  entries (``call``: ``status``, ``start`` or ``oauth``). With ``counts=true`` it is an object instead,
   ``{"requests": [the list], "started": {"coze": n, "truewatch": n}}``: the side effects (tasks,
   synchronous copies) of the start calls per API since the last reset, whatever the filters.
   Without the flag the list stays a list, as the benchmark and older tests read it;
 * ``GET /_emulator/started[?api=]``: those side effects, oldest first (see ``EmulatorServer.started``);
 * ``GET /_emulator/stats``, ``/limits``, ``/changes``, ``/resources``, ``/health``;
-* OAuth (:mod:`.oauth`): ``POST /_emulator/oauth/apps`` (``{"app_id", "public_keys": {kid: PEM},
+* OAuth (:mod:`.oauth`, served by :mod:`.oauth_http`): ``POST /_emulator/oauth/apps`` (``{"app_id", "public_keys": {kid: PEM},
   "token_lifetime"?, "account_ids"?}``), ``/oauth/keys/revoke`` (``{"kid"}``), ``/oauth/tokens/expire``,
   ``/oauth/faults`` (``{"error_code", "http_status"?, "times"?, "error_message"?}``);
   ``GET /_emulator/oauth/exchanges[?outcome=]``.
@@ -28,7 +28,6 @@ from typing import Any
 from aiohttp import web
 
 from .limits import RateLimits
-from .oauth import OAuthApp
 from .packages import check_resources
 from .plans import plans_from_spec
 from .scripts import APIS, GLOBAL_FAULTS
@@ -38,7 +37,7 @@ from .validation import SpecError, check_keys, faults_from_spec, task_from_spec
 _NO_BODY = object()
 
 
-def _refusal(exc: ValueError) -> web.Response:
+def refusal(exc: ValueError) -> web.Response:
     """HTTP 400 with the reason, and the accepted keys when the problem is an unknown one."""
     body: dict[str, Any] = {"error": str(exc)}
     if isinstance(exc, SpecError) and exc.known_keys is not None:
@@ -46,7 +45,7 @@ def _refusal(exc: ValueError) -> web.Response:
     return web.json_response(body, status=400)
 
 
-async def _json_body(request: web.Request, default: object = _NO_BODY) -> Any:
+async def json_body(request: web.Request, default: object = _NO_BODY) -> Any:
     """The request's JSON body; ``default`` for an empty body if given, else an empty body is refused."""
     text = await request.text()
     if not text.strip():
@@ -59,14 +58,14 @@ async def _json_body(request: web.Request, default: object = _NO_BODY) -> Any:
         raise SpecError(f"the body is not valid JSON: {exc}") from None
 
 
-def _check_query(request: web.Request, known: tuple[str, ...]) -> None:
+def check_query(request: web.Request, known: tuple[str, ...]) -> None:
     check_keys(request.query.keys(), known, f"query of {request.path}")
 
 
 async def control_set_task(request: web.Request) -> web.Response:
     """``POST /_emulator/tasks``: create or replace a scripted task, or a list of them (all or none)."""
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         if isinstance(body, list):
             tasks = []
             for i, spec in enumerate(body):
@@ -77,7 +76,7 @@ async def control_set_task(request: web.Request) -> web.Response:
         else:
             tasks = [task_from_spec(body)]
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].add_tasks(tasks)
     if isinstance(body, list):
         return web.json_response({"created": len(tasks)}, status=201)
@@ -91,9 +90,9 @@ async def control_inject_faults(request: web.Request) -> web.Response:
     The answer's ``requests`` is how many requests they answer, null if a step is timed (``seconds``).
     """
     try:
-        faults = faults_from_spec(await _json_body(request), GLOBAL_FAULTS)
+        faults = faults_from_spec(await json_body(request), GLOBAL_FAULTS)
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].inject_faults(faults)
     return web.json_response({"api": faults.api, "requests": faults.length}, status=201)
 
@@ -101,7 +100,7 @@ async def control_inject_faults(request: web.Request) -> web.Response:
 async def control_flip(request: web.Request) -> web.Response:
     """``POST /_emulator/flip``: ``{"api": "dbt_cloud" | "http", "ids": [...]}`` finish those ids."""
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise SpecError("body must be a JSON object")
         check_keys(body, ("api", "ids"), "flip")
@@ -111,7 +110,7 @@ async def control_flip(request: web.Request) -> web.Response:
         if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
             raise SpecError("ids must be a list of strings or integers")
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].flip(api, [str(i) for i in ids])
     return web.json_response({"api": api, "flipped": len(ids)})
 
@@ -123,12 +122,12 @@ async def control_reset(request: web.Request) -> web.Response:
     rather than read as a reset the caller may not have meant.
     """
     try:
-        body = await _json_body(request, default={})
+        body = await json_body(request, default={})
         if not isinstance(body, dict):
             raise SpecError("body must be empty or {}")
         check_keys(body, (), "reset")
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].reset()
     return web.json_response({"ok": True})
 
@@ -136,10 +135,10 @@ async def control_reset(request: web.Request) -> web.Response:
 async def control_requests(request: web.Request) -> web.Response:
     """``GET /_emulator/requests[?api=&task_id=&call=&counts=true]``: the requests received so far."""
     try:
-        _check_query(request, ("api", "task_id", "call", "counts"))
+        check_query(request, ("api", "task_id", "call", "counts"))
         counts = _flag(request, "counts")
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     q, state = request.query, request.app[STATE]
     log = state.requests(q.get("api"), q.get("task_id"), q.get("call"))
     if counts:
@@ -160,13 +159,13 @@ async def control_plan_starts(request: web.Request) -> web.Response:
     The answer's ``pending`` is how many starts the API's queued plans now answer.
     """
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise SpecError("body must be a JSON object")
         check_keys(body, ("api", "plans"), "starts")
         plans = plans_from_spec(body.get("api"), body.get("plans"))
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     api = body["api"]
     pending = request.app[STATE].starts.add_plans(api, plans)
     return web.json_response({"api": api, "plans": len(plans), "pending": pending}, status=201)
@@ -175,34 +174,34 @@ async def control_plan_starts(request: web.Request) -> web.Response:
 async def control_started(request: web.Request) -> web.Response:
     """``GET /_emulator/started[?api=]``: every side effect of a start call, oldest first."""
     try:
-        _check_query(request, ("api",))
+        check_query(request, ("api",))
         api = request.query.get("api")
         if api is not None and api not in APIS:
             raise SpecError(f"api must be one of {list(APIS)}, got {api!r}")
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     return web.json_response(request.app[STATE].started(api))
 
 
 async def control_get_resources(request: web.Request) -> web.Response:
     """``GET /_emulator/resources``: the TrueWatch workspace's resource names, by kind."""
     try:
-        _check_query(request, ())
+        check_query(request, ())
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     return web.json_response({"resources": request.app[STATE].starts.resources()})
 
 
 async def control_set_resources(request: web.Request) -> web.Response:
     """``POST /_emulator/resources``: ``{"resources": {kind: [names]}}`` replace them (reset: the seed)."""
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise SpecError("body must be a JSON object")
         check_keys(body, ("resources",), "resources")
         resources = check_resources(body.get("resources"))
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].starts.set_resources(resources)
     return web.json_response({"resources": resources})
 
@@ -210,23 +209,23 @@ async def control_set_resources(request: web.Request) -> web.Response:
 async def control_stats(request: web.Request) -> web.Response:
     """``GET /_emulator/stats[?since=&until=]``: request and connection counts, without the log."""
     try:
-        _check_query(request, ("since", "until"))
+        check_query(request, ("since", "until"))
         since, until = (
             float(v) if v else None for v in (request.query.get("since"), request.query.get("until"))
         )
     except SpecError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     except ValueError:
-        return _refusal(ValueError("since and until must be epoch seconds"))
+        return refusal(ValueError("since and until must be epoch seconds"))
     return web.json_response(request.app[STATE].stats(since, until))
 
 
 async def control_get_limits(request: web.Request) -> web.Response:
     """``GET /_emulator/limits``: the request budgets in force (see :mod:`.limits`)."""
     try:
-        _check_query(request, ())
+        check_query(request, ())
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     return web.json_response(request.app[STATE].limiter.limits.to_json())
 
 
@@ -236,9 +235,9 @@ async def control_set_limits(request: web.Request) -> web.Response:
     The windows start empty. ``POST /_emulator/reset`` restores the budgets the server started with.
     """
     try:
-        limits = RateLimits.from_json(await _json_body(request))
+        limits = RateLimits.from_json(await json_body(request))
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     request.app[STATE].limiter.configure(limits)
     return web.json_response(limits.to_json())
 
@@ -246,87 +245,18 @@ async def control_set_limits(request: web.Request) -> web.Response:
 async def control_changes(request: web.Request) -> web.Response:
     """``GET /_emulator/changes?api=&task_id=``: when each step of the task started answering."""
     try:
-        _check_query(request, ("api", "task_id"))
+        check_query(request, ("api", "task_id"))
         api, task_id = request.query.get("api"), request.query.get("task_id")
         if api not in APIS:
             raise SpecError(f"api must be one of {list(APIS)}, got {api!r}")
         if not task_id:
             raise SpecError("task_id is required")
     except ValueError as exc:
-        return _refusal(exc)
+        return refusal(exc)
     changes = request.app[STATE].changes(api, task_id)
     if changes is None:
         return web.json_response({"error": f"no {api} task {task_id!r}"}, status=404)
     return web.json_response(changes)
-
-
-async def control_oauth_app(request: web.Request) -> web.Response:
-    """``POST /_emulator/oauth/apps``: register (or redefine) an OAuth service app until the next reset."""
-    try:
-        app = OAuthApp.from_json(await _json_body(request))
-        request.app[STATE].oauth.add_app(app)
-    except ValueError as exc:
-        return _refusal(exc)
-    return web.json_response({"app_id": app.app_id, "kids": sorted(app.keys)}, status=201)
-
-
-async def control_oauth_revoke(request: web.Request) -> web.Response:
-    """``POST /_emulator/oauth/keys/revoke``: ``{"kid"}`` refuse later exchanges signed with it (404: unknown)."""
-    try:
-        body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise SpecError("body must be a JSON object")
-        check_keys(body, ("kid",), "revoke")
-        kid = body.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise SpecError("kid must be a non-empty string")
-    except ValueError as exc:
-        return _refusal(exc)
-    try:
-        request.app[STATE].oauth.revoke(kid)
-    except KeyError as exc:
-        return web.json_response({"error": exc.args[0]}, status=404)
-    return web.json_response({"kid": kid, "revoked": True})
-
-
-async def control_oauth_expire(request: web.Request) -> web.Response:
-    """``POST /_emulator/oauth/tokens/expire``: every token issued so far stops working (``expired``: how
-    many were live). No body, or ``{}``."""
-    try:
-        body = await _json_body(request, default={})
-        if not isinstance(body, dict):
-            raise SpecError("body must be empty or {}")
-        check_keys(body, (), "expire")
-    except ValueError as exc:
-        return _refusal(exc)
-    return web.json_response({"expired": request.app[STATE].oauth.expire_tokens()})
-
-
-async def control_oauth_faults(request: web.Request) -> web.Response:
-    """``POST /_emulator/oauth/faults``: answer the next exchanges with an error (``pending``: how many)."""
-    try:
-        body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise SpecError("body must be a JSON object")
-        check_keys(body, ("error_code", "http_status", "times", "error_message"), "oauth faults")
-        pending = request.app[STATE].oauth.fail_next(
-            body.get("error_code", ""),
-            body.get("http_status"),
-            body.get("times", 1),
-            body.get("error_message"),
-        )
-    except ValueError as exc:
-        return _refusal(exc)
-    return web.json_response({"pending": pending}, status=201)
-
-
-async def control_oauth_exchanges(request: web.Request) -> web.Response:
-    """``GET /_emulator/oauth/exchanges[?outcome=]``: the token exchanges, oldest first."""
-    try:
-        _check_query(request, ("outcome",))
-    except ValueError as exc:
-        return _refusal(exc)
-    return web.json_response(request.app[STATE].oauth.exchanges(request.query.get("outcome")))
 
 
 async def control_health(request: web.Request) -> web.Response:
@@ -348,8 +278,3 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/started", control_started)
     app.router.add_get("/_emulator/resources", control_get_resources)
     app.router.add_post("/_emulator/resources", control_set_resources)
-    app.router.add_post("/_emulator/oauth/apps", control_oauth_app)
-    app.router.add_post("/_emulator/oauth/keys/revoke", control_oauth_revoke)
-    app.router.add_post("/_emulator/oauth/tokens/expire", control_oauth_expire)
-    app.router.add_post("/_emulator/oauth/faults", control_oauth_faults)
-    app.router.add_get("/_emulator/oauth/exchanges", control_oauth_exchanges)

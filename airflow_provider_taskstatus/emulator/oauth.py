@@ -30,7 +30,10 @@ A test can make the next exchanges fail (:meth:`OAuthBook.fail_next`, e.g. ``int
 
 Every exchange is recorded (:meth:`OAuthBook.exchanges`: app, kid, account, duration asked,
 outcome ``issued`` or the error code, time) and appears in the request log with ``call`` ``oauth``.
-Neither record holds the JWT or the access token. The checks themselves are in :mod:`.oauth_checks`.
+Neither record holds the JWT or the access token.
+
+This module keeps the state (:class:`OAuthBook`, owned by ``EmulatorState``); the checks are in
+:mod:`.oauth_checks`, the HTTP handlers (the exchange and ``/_emulator/oauth/…``) in :mod:`.oauth_http`.
 """
 
 from __future__ import annotations
@@ -43,15 +46,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiohttp import web
-
 from .oauth_checks import (
     ACCESS_DENY,
-    ACCOUNT_TOKEN_PATH,
     ERROR_STATUS,
     INVALID_REQUEST,
     ISSUED,
-    TOKEN_PATH,
     OAuthApp,
     OAuthError,
     asked_duration,
@@ -60,12 +59,12 @@ from .oauth_checks import (
     jwt_header,
     verified_claims,
 )
-from .responses import OAUTH, Answer, Entry, coze_logid, encoded
-from .scripts import COZE
-from .state import STATE
 from .validation import SpecError
 
-__all__ = ["OAuthApp", "OAuthBook", "OAuthError", "add_oauth_routes"]
+__all__ = ["OAuthApp", "OAuthBook", "OAuthError"]
+
+#: An HTTP status and the JSON body to send with it (as ``responses.Answer``).
+Answer = tuple[int, dict[str, Any]]
 
 
 class OAuthBook:
@@ -230,24 +229,3 @@ class OAuthBook:
             self._tokens[access_token] = expires_in
         record.update(outcome=ISSUED, http_status=200, expires_in=expires_in)
         return 200, {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer"}
-
-
-async def oauth_token(request: web.Request) -> web.Response:
-    """``POST …/oauth2/token`` and ``…/oauth2/account/{account_id}/token``: exchange a JWT."""
-    entry = Entry.begin(request, COZE, OAUTH)
-    book = request.app[STATE].oauth
-    answer = book.exchange(
-        request.headers.get("Authorization", ""),
-        request.host,
-        await request.text(),
-        request.match_info.get("account_id"),
-    )
-    entry.auth_valid = answer[0] == 200
-    resp = encoded(answer, {"x-tt-logid": coze_logid()}, {})
-    entry.finish(request, resp.status)
-    return resp
-
-
-def add_oauth_routes(app: web.Application) -> None:
-    app.router.add_post(TOKEN_PATH, oauth_token)
-    app.router.add_post(ACCOUNT_TOKEN_PATH, oauth_token)

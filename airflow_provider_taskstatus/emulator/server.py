@@ -15,7 +15,8 @@ from aiohttp import web
 from .app import create_app
 from .binding import StartError, check_host, check_port
 from .limits import RateLimits
-from .oauth import OAuthApp, add_oauth_routes
+from .oauth import OAuthApp
+from .oauth_http import add_oauth_routes
 from .packages import check_resources
 from .plans import plans_from_spec
 from .scripts import GLOBAL_FAULTS, Step
@@ -291,7 +292,7 @@ class EmulatorServer:
         if not self.access_log:
             logging["access_log"] = None
         app = create_app(self.state)
-        add_oauth_routes(app)  # Coze's token exchange (its control endpoints are in create_app's)
+        add_oauth_routes(app)  # Coze's token exchange and /_emulator/oauth
         runner = web.AppRunner(app, shutdown_timeout=1.0, **logging)
         await runner.setup()
         try:

@@ -11,16 +11,14 @@ import copy
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from .limits import RateLimiter, RateLimits
+from .oauth import OAuthApp, OAuthBook
 from .scripts import GLOBAL_FAULTS, Step, Task, demo_tasks
 from .starts import StartBook
-
-if TYPE_CHECKING:
-    from .oauth import OAuthApp, OAuthBook
 
 #: The stand-ins for the benchmark's anchor triggers (dbt Cloud's run status and a plain URL for
 #: Airflow's ``HttpSensorTrigger``), and their ``api`` in the request log; their ids are *flipped*.
@@ -39,7 +37,6 @@ class EmulatorState:
         rate_limits: RateLimits | None = None,
         oauth_apps: Iterable[OAuthApp] = (),
     ) -> None:
-        from .oauth import OAuthBook  # here, not above: its handlers import this module's STATE
 
         self.coze_tokens = frozenset(coze_tokens)
         self.truewatch_keys = frozenset(truewatch_keys)
@@ -58,7 +55,7 @@ class EmulatorState:
         #: Start plans, the side effects of start calls, the TrueWatch workspace's resources.
         self.starts = StartBook()
         #: OAuth apps, issued access tokens and token exchanges (:mod:`.oauth`); ``oauth_apps`` survive resets.
-        self.oauth: OAuthBook = OAuthBook(oauth_apps)
+        self.oauth = OAuthBook(oauth_apps)
         self.reset()
 
     def reset(self) -> None:
