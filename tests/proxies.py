@@ -291,12 +291,15 @@ def _free_port() -> int:
         return port
 
 
+# The fixtures' functions have names of their own, so that a test module imports them (which is
+# what makes them its fixtures) without its parameters shadowing the import.
+
 #: Starts a proxy for the test (``auth=(user, password)`` optional); all are stopped after it.
 ProxyFactory = Callable[..., ForwardProxy]
 
 
-@pytest.fixture
-def forward_proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyFactory]:
+@pytest.fixture(name="forward_proxies")
+def forward_proxies_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyFactory]:
     """Start tinyproxies for one test: ``forward_proxies(auth=("user", "pw"))``. Skips without
     tinyproxy (fails under ``CI=true``)."""
     require_tinyproxy()
@@ -312,7 +315,7 @@ def forward_proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyF
         proxy.stop()
 
 
-@pytest.fixture
-def forward_proxy(forward_proxies: ProxyFactory) -> ForwardProxy:
+@pytest.fixture(name="forward_proxy")
+def forward_proxy_fixture(forward_proxies: ProxyFactory) -> ForwardProxy:
     """One tinyproxy without credentials, for one test."""
     return forward_proxies()
