@@ -88,6 +88,9 @@ def emulator(taskstatus_emulator_fresh: EmulatorServer) -> EmulatorServer:
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles() -> None:
+    """Each test starts with no account's pace and no OAuth access token in this process."""
     from airflow_provider_taskstatus.transport.throttle import forget_throttles
+    from airflow_provider_taskstatus.transport.tokens import TOKENS
 
     forget_throttles()
+    TOKENS.clear()

@@ -125,7 +125,10 @@ def relays(
 def _expected(case: str, port: int) -> list[str]:
     start = f"TLS handshake with https://127.0.0.1:{port} failed: "
     if case == "untrusted":
-        return [start + "certificate verify failed: self-signed certificate", "trust it (SSL_CERT_FILE"]
+        return [
+            start + "certificate verify failed: self-signed certificate",
+            "set the connection's extra verify to the path of that CA's bundle",
+        ]
     return [
         start + "wrong version number; the host seems to speak plain HTTP",
         f"write http://127.0.0.1:{port} in the connection's host",

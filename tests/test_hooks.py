@@ -364,7 +364,7 @@ async def test_async_connection_never_blocks_the_triggerer_loop(
     masked = [getattr(msg, "value", None) for msg in comms.sent]
     # Airflow masks a connection's extra too (a dict): the secret is among the strings.
     secrets = [value for value in masked if isinstance(value, str) and value]
-    assert any(value in str(endpoint.headers) for value in secrets), "the secret was masked"
+    assert any(value in str(endpoint.credentials.headers) for value in secrets), "the secret was masked"
 
 
 def test_console_url_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:

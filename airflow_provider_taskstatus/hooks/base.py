@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
 from airflow_provider_taskstatus.compat import AIRFLOW_V_3_2_PLUS, aget_connection, amask_secret, mask_secret
 from airflow_provider_taskstatus.connection_forms import ConnectionForm
+from airflow_provider_taskstatus.models import connection
 from airflow_provider_taskstatus.models.base import (
     ApiError,
     ErrorKind,
@@ -22,15 +21,23 @@ from airflow_provider_taskstatus.models.base import (
     TaskStatusError,
     validate_task_id,
 )
+from airflow_provider_taskstatus.models.coze_oauth import OAuthError, load_private_key, oauth_app
 from airflow_provider_taskstatus.models.start import Started, StartRequest
+from airflow_provider_taskstatus.transport.network import Route, route
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
 from airflow_provider_taskstatus.transport.sync import SyncTransport
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle, account_key, budget, throttle_for
+from airflow_provider_taskstatus.transport.tokens import Masking, OAuthCredentials, StaticCredentials
 
 if TYPE_CHECKING:
     import requests
 
     from airflow_provider_taskstatus.transport.aio import Lease
+
+T = TypeVar("T")
+
+#: How run-time secrets (an OAuth JWT and access token) reach Airflow's masker.
+MASKING = Masking(mask_secret, amask_secret)
 
 #: Any id will do: a good token gets "not found", a bad one an auth error.
 PROBE_TASK_ID = "airflow-connection-test"
@@ -39,11 +46,14 @@ PROBE_TASK_ID = "airflow-connection-test"
 @dataclass(frozen=True)
 class Endpoint:
     base_url: str
-    headers: dict[str, str] = field(repr=False)
+    #: The token or key of the password field, or a Coze OAuth service app's access tokens.
+    credentials: StaticCredentials | OAuthCredentials = field(repr=False)
     #: Shared by every hook of the same account in this process.
     throttle: AccountThrottle = field(repr=False)
     #: The service's web console, for the links in a task's page; None if unknown.
     console_url: str | None = None
+    #: TLS verification and proxy of every request.
+    route: Route = field(default_factory=Route)
 
 
 class TaskStatusHook(BaseHook):
@@ -101,7 +111,8 @@ class TaskStatusHook(BaseHook):
                 f"needs a {self.conn_type!r} connection ({self.hook_name}): give the "
                 f"{self.conn_name_attr} of one, or change this connection's type."
             )
-        if not conn.password:
+        secret = conn.password
+        if not secret:
             raise TaskStatusError(
                 f"Connection {self.conn_id!r} has no secret: put the {self.api.name} "
                 f"{self.form.secret_label} in its password field."
@@ -110,10 +121,20 @@ class TaskStatusHook(BaseHook):
             base_url = self.api.base_url(conn.host or None, conn.port or None, extra)
         except ValueError as error:
             raise TaskStatusError(f"Connection {self.conn_id!r}: {error}") from None
-        rate = budget(self.api.requests_per_minute, _requests_per_minute(self.conn_id, extra))
-        throttle = throttle_for(account_key(self.api.name, base_url, conn.password), rate)
-        console = _console_url(self.conn_id, extra) or self.api.console_url(base_url)
-        return Endpoint(base_url, self.api.auth_headers(conn.password), throttle, console)
+        app = oauth_app(self.conn_id, secret, extra) if self.api.oauth else None
+        network = route(self.conn_id, base_url, connection.network(self.conn_id, extra))
+        rate = budget(self.api.requests_per_minute, connection.requests_per_minute(self.conn_id, extra))
+        throttle = throttle_for(account_key(self.api.name, base_url, app.cache_key if app else secret), rate)
+        console = connection.console_url(self.conn_id, extra) or self.api.console_url(base_url)
+        credentials: StaticCredentials | OAuthCredentials
+        if app is None:
+            credentials = StaticCredentials(self.api.auth_headers(secret))
+        else:
+            static = self.api.auth_headers("")
+            credentials = OAuthCredentials(
+                app, base_url, static, throttle, network, self.request_policy, MASKING
+            )
+        return Endpoint(base_url, credentials, throttle, console, network)
 
     @contextmanager
     def _lookup(self) -> Iterator[None]:
@@ -132,7 +153,10 @@ class TaskStatusHook(BaseHook):
                 conn = self.get_connection(self.conn_id)
             if conn.password:
                 mask_secret(conn.password)
-            self._endpoint = self._endpoint_from(conn, conn.extra_dejson)
+            endpoint = self._endpoint_from(conn, conn.extra_dejson)
+            if endpoint.route.proxy_password:
+                mask_secret(endpoint.route.proxy_password)
+            self._endpoint = endpoint
         return self._endpoint
 
     async def aget_endpoint(self) -> Endpoint:
@@ -141,7 +165,10 @@ class TaskStatusHook(BaseHook):
                 conn, extra = await aget_connection(self, self.conn_id)
             if conn.password:
                 await amask_secret(conn.password)
-            self._endpoint = self._endpoint_from(conn, extra)
+            endpoint = self._endpoint_from(conn, extra)
+            if endpoint.route.proxy_password:
+                await amask_secret(endpoint.route.proxy_password)
+            self._endpoint = endpoint
         return self._endpoint
 
     # -- status calls -----------------------------------------------------------------------
@@ -162,12 +189,17 @@ class TaskStatusHook(BaseHook):
         """
         task_id = validate_task_id(task_id)
         endpoint = self.get_endpoint()
-        return self._transport.get(
-            endpoint.base_url + self.api.status_path(task_id),
-            endpoint.headers,
-            lambda response: self.api.interpret(response, task_id),
-            endpoint.throttle,
-            deadline,
+        url = endpoint.base_url + self.api.status_path(task_id)
+        return self._authorized(
+            endpoint,
+            lambda headers: self._transport.get(
+                url,
+                headers,
+                lambda response: self.api.interpret(response, task_id),
+                endpoint.throttle,
+                endpoint.route,
+                deadline,
+            ),
         )
 
     async def alease(self, task_id: str) -> Lease:
@@ -195,14 +227,19 @@ class TaskStatusHook(BaseHook):
 
         task_id = validate_task_id(task_id)
         endpoint = await self.aget_endpoint()
-        return await aio.get(
-            endpoint.base_url + self.api.status_path(task_id),
-            endpoint.headers,
-            lambda response: self.api.interpret(response, task_id),
-            self.request_policy,
-            endpoint.throttle,
-            reuse_within,
-            deadline,
+        url = endpoint.base_url + self.api.status_path(task_id)
+        return await self._aauthorized(
+            endpoint,
+            lambda headers: aio.get(
+                url,
+                headers,
+                lambda response: self.api.interpret(response, task_id),
+                self.request_policy,
+                endpoint.throttle,
+                endpoint.route,
+                reuse_within,
+                deadline,
+            ),
         )
 
     # -- start calls ------------------------------------------------------------------------
@@ -210,42 +247,110 @@ class TaskStatusHook(BaseHook):
     def _start(self, request: StartRequest) -> Started:
         """Send a start call built by the API adapter; see ``Retrying`` for which failures are retried."""
         endpoint = self.get_endpoint()
-        return self._transport.post(
-            endpoint.base_url + request.path,
-            endpoint.headers,
-            request,
-            lambda response: self.api.interpret_start(response, request),
-            endpoint.throttle,
+        return self._authorized(
+            endpoint,
+            lambda headers: self._transport.post(
+                endpoint.base_url + request.path,
+                headers,
+                request,
+                lambda response: self.api.interpret_start(response, request),
+                endpoint.throttle,
+                endpoint.route,
+            ),
         )
 
     async def _astart(self, request: StartRequest) -> Started:
         from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
 
         endpoint = await self.aget_endpoint()
-        return await aio.post(
-            endpoint.base_url + request.path,
-            endpoint.headers,
-            request,
-            lambda response: self.api.interpret_start(response, request),
-            self.request_policy,
-            endpoint.throttle,
+        return await self._aauthorized(
+            endpoint,
+            lambda headers: aio.post(
+                endpoint.base_url + request.path,
+                headers,
+                request,
+                lambda response: self.api.interpret_start(response, request),
+                self.request_policy,
+                endpoint.throttle,
+                endpoint.route,
+            ),
         )
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def _authorized(self, endpoint: Endpoint, send: Callable[[Mapping[str, str]], T]) -> T:
+        """``send`` with the endpoint's headers; once more with a renewed OAuth token if the API
+        rejected the one it carried (a rejected request created nothing, so resending is safe)."""
+        headers = endpoint.credentials.get(self._transport)
+        try:
+            return send(headers)
+        except ApiError as error:
+            if not endpoint.credentials.rejected(error, headers):
+                raise
+            self.log.info("%s rejected the OAuth access token (%s): renewing it", self.api.name, error.code)
+        return send(endpoint.credentials.get(self._transport))
+
+    async def _aauthorized(self, endpoint: Endpoint, send: Callable[[Mapping[str, str]], Awaitable[T]]) -> T:
+        """Async twin of :meth:`_authorized`."""
+        headers = await endpoint.credentials.aget()
+        try:
+            return await send(headers)
+        except ApiError as error:
+            if not endpoint.credentials.rejected(error, headers):
+                raise
+        return await send(await endpoint.credentials.aget())
 
     def test_connection(self) -> tuple[bool, str]:
         """Tell a working secret from a bad one with one request and no retries; never raise.
 
-        Airflow's Test button, REST and ``airflow connections test`` show the message as it is.
+        Airflow's Test button, REST and ``airflow connections test`` show the message as it is. For
+        a Coze OAuth service app it names the step that failed: the key, the exchange, the API call.
         """
         probe = type(self)(self.conn_id, RetryPolicy(timeout=10, max_retries=0))
+        steps = _Steps()
         try:
+            endpoint = probe.get_endpoint()
+            credentials = endpoint.credentials
+            if isinstance(credentials, OAuthCredentials):
+                steps.oauth = True
+                steps.now = "private key"
+                load_private_key(self.conn_id, credentials.app.private_key)
+                steps.now = "token exchange"
+                credentials.get(probe._transport)
+                steps.now = "API call"
             probe.get_task_status(PROBE_TASK_ID)
         except ApiError as error:
-            if error.kind not in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST):
-                return False, f"{error}{_TEST_HINTS.get(error.kind, '')}"
+            if isinstance(error, OAuthError) or error.kind not in (
+                ErrorKind.NOT_FOUND,
+                ErrorKind.BAD_REQUEST,
+            ):
+                return False, steps.failed(f"{error}{_TEST_HINTS.get(error.kind, '')}")
         except TaskStatusError as error:
-            return False, str(error)
+            return False, steps.failed(str(error))
         base_url = probe.get_endpoint().base_url
+        if steps.oauth:
+            app = credentials.app  # type: ignore[union-attr]
+            return True, (
+                f"Connection works: {self.api.name} at {base_url} issued an access token to OAuth app "
+                f"{app.app_id} (key {app.key_id}) and accepted it."
+            )
         return True, f"Connection works: {self.api.name} at {base_url} accepted the {self.form.secret_label}."
+
+
+class _Steps:
+    """Where Test Connection of an OAuth service app stands, for the message of a failure."""
+
+    ORDER = ("private key", "token exchange", "API call")
+
+    def __init__(self) -> None:
+        self.oauth = False
+        self.now = "connection"
+
+    def failed(self, message: str) -> str:
+        if not self.oauth or self.now not in self.ORDER:
+            return message
+        number = self.ORDER.index(self.now) + 1
+        return f"Step {number} of {len(self.ORDER)} ({self.now}) failed: {message}"
 
 
 #: What to check when Test Connection meets an error the API's own message does not explain.
@@ -253,37 +358,3 @@ _TEST_HINTS = {
     ErrorKind.TRANSIENT: ". Check the host, and that this machine can reach it (proxy, firewall).",
     ErrorKind.RATE_LIMITED: ". The account is rate limited right now: test again in a minute.",
 }
-
-
-def _console_url(conn_id: str, extra: dict[str, Any]) -> str | None:
-    """The connection extra ``console_url``: the web console of a private deployment."""
-    value = extra.get("console_url")
-    if value is None or value == "":
-        return None
-    if (
-        not isinstance(value, str)
-        or urlsplit(value).scheme not in ("http", "https")
-        or not urlsplit(value).netloc
-    ):
-        raise TaskStatusError(
-            f"Connection {conn_id!r}: extra console_url must be an http(s) URL such as "
-            f"https://console.example.internal, got {value!r}."
-        )
-    return value.rstrip("/")
-
-
-def _requests_per_minute(conn_id: str, extra: dict[str, Any]) -> float | None:
-    """The connection extra ``requests_per_minute``: the account's budget (0: none); None if unset."""
-    value = extra.get("requests_per_minute")
-    if value is None or value == "":
-        return None
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if not rate >= 0 or math.isinf(rate) or isinstance(value, bool):
-        raise TaskStatusError(
-            f"Connection {conn_id!r}: extra requests_per_minute must be a number of requests a minute "
-            f"(0: no pacing), got {value!r}."
-        )
-    return rate

@@ -134,6 +134,8 @@ class StatusApi(Protocol):
     request_id_label: str
     #: The request budget the API documents per account (credential), if it documents one.
     requests_per_minute: float | None
+    #: Whether a connection may name a Coze OAuth service app instead of a token.
+    oauth: bool
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         """The API root from a connection's fields; ``ValueError`` says what to fix."""
@@ -195,7 +197,7 @@ def json_object(response: RawResponse) -> dict[str, Any] | None:
 
 def kind_for_http_status(status: int) -> ErrorKind:
     """Classify by HTTP status alone: the fallback when the body names no error of its own."""
-    if status in (401, 403):
+    if status in (401, 403, 407):  # 407: the proxy's credentials
         return ErrorKind.AUTH
     if status == 404:
         return ErrorKind.NOT_FOUND
@@ -212,6 +214,10 @@ def unusable_body_error(api: str, response: RawResponse, request_id: str | None,
     With an error status the status decides; with a success status it is a glitch worth retrying.
     """
     status = response.status
+    if status == 407:
+        return ApiError(
+            ErrorKind.AUTH, proxy_refusal(status, "Proxy Authentication Required"), http_status=status
+        )
     kind = kind_for_http_status(status) if status >= 400 else ErrorKind.TRANSIENT
     snippet = response.body[:120].decode("utf-8", "replace").strip()
     return ApiError(
@@ -221,6 +227,14 @@ def unusable_body_error(api: str, response: RawResponse, request_id: str | None,
         http_status=status,
         request_id=request_id,
         retry_after=parse_retry_after(response.headers),
+    )
+
+
+def proxy_refusal(status: int, reason: str) -> str:
+    """An HTTP proxy on the way refused the request (its own answer, not the API's)."""
+    return (
+        f"The HTTP proxy refused the request: HTTP {status} {reason}; check the proxy and its "
+        "credentials (the connection's extra proxy, or HTTPS_PROXY / HTTP_PROXY)"
     )
 
 

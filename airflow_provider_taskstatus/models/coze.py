@@ -112,6 +112,8 @@ class CozeApi:
     request_id_label = "logid"
     #: Coze publishes no per-minute figure: unpaced until a rate limit says otherwise.
     requests_per_minute: float | None = None
+    #: A connection may name an OAuth service app instead of a token (:mod:`.coze_oauth`).
+    oauth = True
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         return normalize_base_url(host or DEFAULT_HOST, port, STATUS_PATH)

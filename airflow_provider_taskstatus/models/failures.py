@@ -11,7 +11,14 @@ import re
 import ssl
 from collections.abc import Iterator
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, ErrorKind, shorten
+from airflow_provider_taskstatus.models.base import (
+    ApiError,
+    DeadlineError,
+    ErrorKind,
+    kind_for_http_status,
+    proxy_refusal,
+    shorten,
+)
 from airflow_provider_taskstatus.models.hosts import origin
 from airflow_provider_taskstatus.models.start import StartRequest
 
@@ -57,6 +64,21 @@ def failure_reason(error: BaseException) -> str:
     return reason
 
 
+#: How urllib3 tells that an HTTP proxy refused a CONNECT tunnel (e.g. 407: its credentials).
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})\s*([^'\")]*)")
+
+
+def tunnel_refusal(error: BaseException) -> ApiError | None:
+    """The proxy's refusal of a tunnel, if that is what ``error`` is: nothing reached the API."""
+    for current in causes(error):
+        found = _TUNNEL_REFUSED.search(str(current))
+        if found:
+            status = int(found.group(1))
+            reason = found.group(2).strip() or "refused"
+            return ApiError(kind_for_http_status(status), proxy_refusal(status, reason), unsent=True)
+    return None
+
+
 def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
     """The innermost ``ssl.SSLError`` (``ssl.CertificateError`` is one): aiohttp's wrappers are
     SSLErrors too, with a text of their own around the real one."""
@@ -67,9 +89,12 @@ def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
     return found
 
 
-def request_error(url: str, error: BaseException, *, tls: bool = False, unsent: bool = False) -> ApiError:
+def request_error(
+    url: str, error: BaseException, *, tls: bool = False, unsent: bool = False, verify: bool | str = True
+) -> ApiError:
     """A request that got no answer, classified; ``tls``: the client library called it a TLS failure;
-    ``unsent``: it failed while connecting, so the request never reached the server.
+    ``unsent``: it failed while connecting, so the request never reached the server; ``verify``: the
+    connection's setting, which a certificate failure's message names.
 
     A TLS failure is a setup problem (the certificate, or an https:// URL on a plain-HTTP port):
     every retry would repeat it, so it fails at once. A connection the peer dropped mid-handshake
@@ -84,12 +109,12 @@ def request_error(url: str, error: BaseException, *, tls: bool = False, unsent: 
     where = origin(url)
     return ApiError(
         ErrorKind.TLS,
-        f"TLS handshake with {where} failed: {reason}{_tls_hint(where, found, reason)}",
+        f"TLS handshake with {where} failed: {reason}{_tls_hint(where, found, reason, verify)}",
         unsent=True,
     )
 
 
-def _tls_hint(where: str, found: ssl.SSLError | None, reason: str) -> str:
+def _tls_hint(where: str, found: ssl.SSLError | None, reason: str, verify: bool | str) -> str:
     # ``reason`` is set only on errors the ssl module raised itself, not on copies aiohttp makes.
     if getattr(found, "reason", None) in _PLAIN_HTTP or "wrong version number" in reason:
         plain = "http://" + where.partition("://")[2]
@@ -98,9 +123,14 @@ def _tls_hint(where: str, found: ssl.SSLError | None, reason: str) -> str:
             f"write {plain} in the connection's host"
         )
     if "self-signed" in reason or "self signed" in reason or "local issuer" in reason:
+        if isinstance(verify, str):
+            return (
+                f"; the CA bundle the connection's extra verify names ({verify}) does not vouch for "
+                "this server's certificate: give the bundle of the CA that issued it"
+            )
         return (
-            "; if the server's certificate comes from a private CA, make this machine trust it "
-            "(SSL_CERT_FILE, and REQUESTS_CA_BUNDLE for poke mode)"
+            "; if the server's certificate comes from a private CA, set the connection's extra verify "
+            "to the path of that CA's bundle (PEM)"
         )
     return ""
 

@@ -8,7 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class StartRequest:
-    """A call that creates a remote task, built by an API adapter and sent by a transport."""
+    """A call that must not be sent twice, built by an API adapter and sent by a transport: one that
+    creates a remote task, or a token exchange (its JWT is spent once it arrives)."""
 
     path: str
     body: bytes | None = field(default=None, repr=False)
@@ -18,6 +19,9 @@ class StartRequest:
     #: Where a person checks whether the call created something, when its answer was lost.
     where_to_check: str = "the service's console"
     method: str = "POST"
+    #: Whether an answer lost after sending may leave a remote task behind (then the call fails as
+    #: ``UNCERTAIN``); a token exchange leaves none, and fails as the transient error it met.
+    leaves_task: bool = True
 
 
 @dataclass(frozen=True)

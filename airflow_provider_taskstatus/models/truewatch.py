@@ -130,6 +130,7 @@ class TrueWatchApi:
     request_id_label = "traceId"
     #: Per API key (Guance's API-limit page; 200 a minute per workspace).
     requests_per_minute: float | None = 20.0
+    oauth = False
 
     def base_url(self, host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
         site = extra.get("site") or None

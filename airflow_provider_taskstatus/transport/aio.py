@@ -23,10 +23,17 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from airflow_provider_taskstatus.models.base import ApiError, DeadlineError, RawResponse
+from airflow_provider_taskstatus.models.base import (
+    ApiError,
+    DeadlineError,
+    RawResponse,
+    kind_for_http_status,
+    proxy_refusal,
+)
 from airflow_provider_taskstatus.models.failures import deadline_error, request_error, timeout_error
 from airflow_provider_taskstatus.models.hosts import origin
 from airflow_provider_taskstatus.models.start import StartRequest
+from airflow_provider_taskstatus.transport.network import Route
 from airflow_provider_taskstatus.transport.policy import RetryPolicy, monotonic_deadline, request_timeout
 from airflow_provider_taskstatus.transport.throttle import AccountThrottle
 from airflow_provider_taskstatus.transport.turnstile import Turnstile
@@ -137,6 +144,7 @@ async def get(
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
+    route: Route,
     reuse_within: float = 0.0,
     deadline: float | None = None,
 ) -> T:
@@ -167,7 +175,7 @@ async def get(
         pool.ends[key] = math.inf if until is None else until
         try:
             result = await _fetch(
-                pool, pool.session, "GET", url, headers, None, interpret, policy, throttle, until
+                pool, pool.session, "GET", url, headers, None, interpret, policy, throttle, route, until
             )
         except BaseException as error:
             future.set_exception(error)
@@ -209,6 +217,7 @@ async def post(
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
+    route: Route,
 ) -> T:
     """Async twin of :meth:`SyncTransport.post <airflow_provider_taskstatus.transport.sync.SyncTransport.post>`.
 
@@ -232,6 +241,7 @@ async def post(
             interpret,
             policy,
             throttle,
+            route,
             None,
             request,
         )
@@ -247,6 +257,7 @@ async def _fetch(
     interpret: Callable[[RawResponse], T],
     policy: RetryPolicy,
     throttle: AccountThrottle,
+    route: Route,
     until: float | None,
     creates: StartRequest | None = None,
 ) -> T:
@@ -259,7 +270,7 @@ async def _fetch(
                 # Cut after the lane: the time spent queueing for a connection counts too.
                 timeout = request_timeout(policy.timeout, until, url)
                 cut = timeout < policy.timeout
-                response = await _send(session, method, url, headers, body, timeout, cut)
+                response = await _send(session, method, url, headers, body, timeout, cut, route)
             result = interpret(response)
             throttle.accepted()
             return result
@@ -276,23 +287,33 @@ async def _send(
     body: bytes | None,
     timeout: float,
     cut: bool,
+    route: Route,
 ) -> RawResponse:
     # The policy's timeout is one cached object; one cut to a deadline is made for this request only.
     client_timeout = aiohttp.ClientTimeout(total=timeout) if cut else _timeout(timeout)
     try:
         # The URL arrives percent-encoded, task id included: yarl must not re-encode it.
         request = session.request(
-            method, yarl.URL(url, encoded=True), headers=headers, data=body, timeout=client_timeout
+            method,
+            yarl.URL(url, encoded=True),
+            headers=headers,
+            data=body,
+            timeout=client_timeout,
+            ssl=route.ssl(),
+            proxy=route.proxy,
         )
         async with request as response:
             return RawResponse(response.status, dict(response.headers), await response.read())
     except asyncio.TimeoutError:
         raise timeout_error(url, timeout, cut=cut) from None
+    except aiohttp.ClientHttpProxyError as error:  # the proxy refused the tunnel: nothing sent
+        kind = kind_for_http_status(error.status)
+        raise ApiError(kind, proxy_refusal(error.status, error.message), unsent=True) from None
     except aiohttp.ClientError as error:
         # Failing to connect (refused, DNS, certificate) sent nothing; anything later may have.
         unsent = isinstance(error, aiohttp.ClientConnectorError)
         tls = isinstance(error, aiohttp.ClientSSLError)
-        raise request_error(url, error, tls=tls, unsent=unsent) from None
+        raise request_error(url, error, tls=tls, unsent=unsent, verify=route.verify) from None
 
 
 @functools.lru_cache(maxsize=64)

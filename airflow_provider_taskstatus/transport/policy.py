@@ -86,6 +86,9 @@ class Retrying:
     timeout after connecting, connection dropped, 5xx,        fails at once with ``UNCERTAIN``: a task
     an answer without a usable body or without the task id    may exist; never retried
     ========================================================  =========================================
+
+    A token exchange (``leaves_task=False``) is single-use too, but its lost answer leaves nothing
+    behind: it fails as the transient error it met, and the next call signs a new JWT.
     """
 
     def __init__(
@@ -125,7 +128,9 @@ class Retrying:
                 raise error
             # A refused start created nothing, and no later poll would send it again: retry it.
         elif self.creates is not None and error.kind is ErrorKind.TRANSIENT and not error.unsent:
-            raise uncertain_start(error, self.creates) from None
+            if self.creates.leaves_task:
+                raise uncertain_start(error, self.creates) from None
+            raise error  # a single-use request that may have arrived: not sent again
         if not error.retryable or self.retries >= self.policy.max_retries:
             raise error
         if until is not None and self.clock() + delay >= until:

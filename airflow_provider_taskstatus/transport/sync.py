@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_taskstatus.models.base import ApiError, RawResponse
-from airflow_provider_taskstatus.models.failures import causes, request_error, timeout_error
+from airflow_provider_taskstatus.models.failures import causes, request_error, timeout_error, tunnel_refusal
 from airflow_provider_taskstatus.models.start import StartRequest
+from airflow_provider_taskstatus.transport.network import Route
 from airflow_provider_taskstatus.transport.policy import (
     RetryPolicy,
     monotonic_deadline,
@@ -39,6 +40,7 @@ class SyncTransport:
         headers: Mapping[str, str],
         interpret: Callable[[RawResponse], T],
         throttle: AccountThrottle,
+        route: Route,
         deadline: float | None = None,
     ) -> T:
         """GET ``url`` and interpret the answer, paced by the account throttle, retrying per the policy.
@@ -47,7 +49,8 @@ class SyncTransport:
         not the whole request: connecting and reading may each take the time left (loopback or a
         kept-alive connection connects at once).
         """
-        return self._exchange("GET", url, headers, None, interpret, throttle, monotonic_deadline(deadline))
+        until = monotonic_deadline(deadline)
+        return self._exchange("GET", url, headers, None, interpret, throttle, route, until)
 
     def post(
         self,
@@ -56,6 +59,7 @@ class SyncTransport:
         request: StartRequest,
         interpret: Callable[[RawResponse], T],
         throttle: AccountThrottle,
+        route: Route,
     ) -> T:
         """Send a start call, retried only where it provably created nothing (see ``Retrying``).
 
@@ -65,7 +69,8 @@ class SyncTransport:
         self.session.close()  # drops the idle connections; the session opens new ones
         if request.content_type:
             headers = {**headers, "Content-Type": request.content_type}
-        return self._exchange(request.method, url, headers, request.body, interpret, throttle, None, request)
+        body = request.body
+        return self._exchange(request.method, url, headers, body, interpret, throttle, route, None, request)
 
     def _exchange(
         self,
@@ -75,6 +80,7 @@ class SyncTransport:
         body: bytes | None,
         interpret: Callable[[RawResponse], T],
         throttle: AccountThrottle,
+        route: Route,
         until: float | None,
         creates: StartRequest | None = None,
     ) -> T:
@@ -83,26 +89,42 @@ class SyncTransport:
             time.sleep(slot_wait(throttle, until, url))
             try:
                 timeout = request_timeout(self.policy.timeout, until, url)
-                result = interpret(self._send(method, url, headers, body, timeout))
+                result = interpret(self._send(method, url, headers, body, timeout, route))
                 throttle.accepted()
                 return result
             except ApiError as error:
                 time.sleep(retrying.backoff(error, until))
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+        route: Route,
     ) -> RawResponse:
         import requests
         from urllib3.exceptions import ConnectTimeoutError  # NewConnectionError (refused, DNS) is one
 
         try:
-            response = self.session.request(method, url, headers=dict(headers), data=body, timeout=timeout)
+            response = self.session.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=body,
+                timeout=timeout,
+                verify=route.verify,
+                proxies=route.proxies,
+            )
         except requests.RequestException as error:
             unsent = any(isinstance(cause, ConnectTimeoutError) for cause in causes(error))
+            if isinstance(error, requests.exceptions.ProxyError):  # the proxy, not the API
+                raise tunnel_refusal(error) or request_error(url, error, unsent=True) from None
             if isinstance(error, requests.Timeout):
                 raise timeout_error(url, timeout, cut=timeout < self.policy.timeout, unsent=unsent) from None
             tls = isinstance(error, requests.exceptions.SSLError)
-            raise request_error(url, error, tls=tls, unsent=unsent) from None
+            raise request_error(url, error, tls=tls, unsent=unsent, verify=route.verify) from None
         return RawResponse(response.status_code, response.headers, response.content)
 
     def close(self) -> None:

@@ -1,0 +1,224 @@
+"""What a request is authorized with: a fixed secret, or a Coze OAuth access token kept per process.
+
+An OAuth access token is shared by every hook of its account in the process, sync and async: a
+triggerer with a thousand waits of one service app exchanges one JWT per token lifetime, not one
+per wait or per poll. Concurrent callers that find no usable token wait for one exchange (threads
+on a lock; coroutines on one task per event loop, which a cancelled waiter does not cancel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind
+from airflow_provider_taskstatus.models.coze_oauth import AccessToken, OAuthApp, OAuthError
+from airflow_provider_taskstatus.transport.network import Route
+from airflow_provider_taskstatus.transport.policy import RetryPolicy
+from airflow_provider_taskstatus.transport.throttle import AccountThrottle
+
+if TYPE_CHECKING:
+    from airflow_provider_taskstatus.transport.sync import SyncTransport
+
+
+@dataclass(frozen=True)
+class Masking:
+    """How secrets made at run time reach Airflow's log masker, from a thread or an event loop."""
+
+    sync: Callable[[str], None]
+    async_: Callable[[str], Awaitable[None]]
+
+
+#: The API's answer to a token it no longer takes (expired early, revoked): renew, then resend once.
+REJECTED_TOKEN_CODES = frozenset({"4100"})
+
+
+@dataclass(frozen=True)
+class StaticCredentials:
+    """A token or API key from the connection's password field: the same headers for every request."""
+
+    headers: Mapping[str, str] = field(repr=False)
+
+    def get(self, transport: SyncTransport) -> Mapping[str, str]:
+        return self.headers
+
+    async def aget(self) -> Mapping[str, str]:
+        return self.headers
+
+    def rejected(self, error: ApiError, sent: Mapping[str, str]) -> bool:
+        """Whether ``error`` is a token worth renewing (and the request worth resending): never here."""
+        return False
+
+
+class TokenCache:
+    """The access tokens of this process, one per OAuth account (:attr:`OAuthApp.cache_key`)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, AccessToken] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._flights: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Task[AccessToken]]
+        ] = weakref.WeakKeyDictionary()
+        #: Exchanges this process made (successful or not), per account: what tests and logs count.
+        self.exchanges: dict[str, int] = {}
+
+    def usable(self, key: str) -> AccessToken | None:
+        token = self._tokens.get(key)
+        return token if token is not None and token.usable(time.time()) else None
+
+    def get(self, key: str, exchange: Callable[[], AccessToken]) -> AccessToken:
+        """The account's usable token, exchanging (once, whatever the number of threads) if none is."""
+        token = self.usable(key)
+        if token is not None:
+            return token
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            token = self.usable(key)
+            if token is None:
+                self.exchanges[key] = self.exchanges.get(key, 0) + 1
+                token = self._tokens[key] = exchange()
+            return token
+
+    async def aget(self, key: str, exchange: Callable[[], Awaitable[AccessToken]]) -> AccessToken:
+        """:meth:`get` for coroutines: the loop's callers share one exchange."""
+        token = self.usable(key)
+        if token is not None:
+            return token
+        flights = self._flights.setdefault(asyncio.get_running_loop(), {})
+        flight = flights.get(key)
+        if flight is None:
+            self.exchanges[key] = self.exchanges.get(key, 0) + 1
+            flight = flights[key] = asyncio.ensure_future(exchange())
+            flight.add_done_callback(lambda done: self._landed(key, flights, done))
+        return await asyncio.shield(flight)
+
+    def _landed(
+        self, key: str, flights: dict[str, asyncio.Task[AccessToken]], flight: asyncio.Task[AccessToken]
+    ) -> None:
+        if flights.get(key) is flight:
+            del flights[key]
+        if not flight.cancelled() and flight.exception() is None:
+            self._tokens[key] = flight.result()
+
+    def discard(self, key: str, value: str) -> None:
+        """Forget the account's token if it is still ``value`` (a rejected one), not one another
+        caller has put in its place since."""
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is not None and token.value == value:
+                del self._tokens[key]
+
+    def clear(self) -> None:
+        self._tokens.clear()
+        self.exchanges.clear()
+
+
+#: The process's tokens.
+TOKENS = TokenCache()
+
+
+class OAuthCredentials:
+    """A Coze service app's access token, exchanged when the process has no usable one."""
+
+    def __init__(
+        self,
+        app: OAuthApp,
+        base_url: str,
+        static_headers: Mapping[str, str],
+        throttle: AccountThrottle,
+        route: Route,
+        policy: RetryPolicy,
+        mask: Masking,
+    ) -> None:
+        self.app = app
+        self.base_url = base_url
+        self._static = dict(static_headers)
+        self.throttle = throttle
+        self.route = route
+        self.policy = policy
+        #: Registers each JWT and token with Airflow's log masker before anything could log it.
+        self.mask = mask
+
+    def __repr__(self) -> str:
+        return f"OAuthCredentials(app_id={self.app.app_id!r}, key_id={self.app.key_id!r})"
+
+    def _headers(self, token: AccessToken) -> dict[str, str]:
+        return {**self._static, "Authorization": f"Bearer {token.value}"}
+
+    def get(self, transport: SyncTransport) -> Mapping[str, str]:
+        """Headers with a usable token, exchanged through ``transport`` when needed."""
+        return self._headers(TOKENS.get(self.app.cache_key, lambda: self._exchange(transport)))
+
+    async def aget(self) -> Mapping[str, str]:
+        return self._headers(await TOKENS.aget(self.app.cache_key, self._aexchange))
+
+    def rejected(self, error: ApiError, sent: Mapping[str, str]) -> bool:
+        """Whether the API refused the token these headers carried (4100): then it is dropped, and
+        the caller resends once with whatever token the process has or exchanges next."""
+        if error.kind is not ErrorKind.AUTH or error.code not in REJECTED_TOKEN_CODES:
+            return False
+        TOKENS.discard(self.app.cache_key, sent.get("Authorization", "").removeprefix("Bearer "))
+        return True
+
+    def _exchange(self, transport: SyncTransport) -> AccessToken:
+        request = self.app.exchange_request()
+        jwt = self.app.jwt(self.base_url, time.time())
+        self.mask.sync(jwt)
+        try:
+            token: AccessToken = transport.post(
+                self.base_url + request.path,
+                {"Authorization": f"Bearer {jwt}"},
+                request,
+                lambda response: self.app.interpret_exchange(response, time.time()),
+                self.throttle,
+                self.route,
+            )
+        except OAuthError:
+            raise
+        except ApiError as error:
+            raise _failed(self.app, error) from None
+        self.mask.sync(token.value)
+        return token
+
+    async def _aexchange(self) -> AccessToken:
+        from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
+
+        request = self.app.exchange_request()
+        jwt = self.app.jwt(self.base_url, time.time())
+        await self.mask.async_(jwt)
+        try:
+            token: AccessToken = await aio.post(
+                self.base_url + request.path,
+                {"Authorization": f"Bearer {jwt}"},
+                request,
+                lambda response: self.app.interpret_exchange(response, time.time()),
+                self.policy,
+                self.throttle,
+                self.route,
+            )
+        except OAuthError:
+            raise
+        except ApiError as error:
+            raise _failed(self.app, error) from None
+        await self.mask.async_(token.value)
+        return token
+
+
+def _failed(app: OAuthApp, error: ApiError) -> OAuthError:
+    """A transport failure of the exchange, told as the exchange's."""
+    return OAuthError(
+        error.kind,
+        f"{app.what} failed: {error}",
+        http_status=error.http_status,
+        code=error.code,
+        request_id=error.request_id,
+        retry_after=error.retry_after,
+        unsent=error.unsent,
+    )
