@@ -9,9 +9,10 @@ What tinyproxy 1.11's log shows (``LogLevel Info``; read off real runs, see :cla
   http://host:port/path?query HTTP/1.1`` line per client connection, and tinyproxy serves exactly
   one request per client connection: it forwards it upstream with ``Connection: close``, relays the
   answer until the server closes, then closes the client too (a second request already sent on that
-  connection is dropped unanswered). Clients therefore open a connection per request, and **every**
-  plain-HTTP request through the proxy has its own request line: method and absolute URL, query
-  string included.
+  connection is dropped unanswered). The relayed answer does not say ``Connection: close``: a
+  pooled client learns of the close from the socket. Clients therefore open a connection per
+  request, and **every** plain-HTTP request through the proxy has its own request line: method and
+  absolute URL, query string included.
 * ``CONNECT host:port`` for an HTTPS tunnel, and ``Closed connection between local client (fd:N)
   and remote client (fd:M)`` when a request or tunnel ends.
 * ``opensock: Could not establish a connection to host:port`` (ERROR) when the server is down.
