@@ -39,6 +39,8 @@ class ExtraField:
             }
         if self.type == "number":
             schema["exclusiveMinimum"] = 0
+        if self.type == "integer":
+            schema["minimum"] = 1
         return {"label": self.label, "description": self.description, "schema": schema}
 
     def wtforms_field(self) -> Any:
@@ -73,10 +75,12 @@ class ConnectionForm:
     relabeling: dict[str, str]
     placeholders: dict[str, str]
     extra_fields: tuple[ExtraField, ...] = field(default=())
+    #: What messages call the password field's usual secret, when its label names more than one.
+    secret_name: str | None = None
 
     @property
     def secret_label(self) -> str:
-        return self.relabeling["password"]
+        return self.secret_name or self.relabeling["password"]
 
     def ui_field_behaviour(self) -> dict[str, Any]:
         """``get_ui_field_behaviour()``'s answer, as Airflow before 3.2 reads it from the hook class."""
@@ -128,21 +132,74 @@ def _requests_per_minute(budget: str) -> ExtraField:
     )
 
 
+def _network() -> tuple[ExtraField, ...]:
+    """TLS and proxy: the same two settings on every connection type."""
+    return (
+        ExtraField(
+            name="verify",
+            label="Verify TLS (true, false or CA bundle path)",
+            description=(
+                "Optional. How the server's certificate is checked: true (default: the system's trust "
+                "store), false (not checked: testing only), or the path of a CA bundle (PEM) for a private "
+                "certificate authority; the file must exist on every worker and triggerer."
+            ),
+        ),
+        ExtraField(
+            name="proxy",
+            label="Proxy URL",
+            description=(
+                "Optional. An HTTP proxy for every request of this connection, e.g. "
+                "http://proxy.example:3128 or http://user:password@proxy.example:3128 (the password is "
+                "masked in logs). Empty: the HTTPS_PROXY / HTTP_PROXY / NO_PROXY environment applies."
+            ),
+        ),
+    )
+
+
 COZE_FORM = ConnectionForm(
     conn_type="coze",
     hook_name="Coze",
     default_conn_name="coze_default",
     hook_class_name="airflow_provider_taskstatus.hooks.coze.CozeHook",
     hidden_fields=("schema", "login", "port"),
-    relabeling={"host": "Host", "password": "API token"},
+    relabeling={"host": "Host", "password": "API token or OAuth private key"},
+    secret_name="API token",
     placeholders={
         "host": f"{DEFAULT_HOST} (default, coze.cn tokens) or {INTERNATIONAL_HOST} (coze.com tokens)",
-        "password": "pat_… personal, service or OAuth access token",
+        "password": "pat_… access token; or, with an OAuth app id, the app's private key (PEM)",
         "extra": '{"requests_per_minute": 60}',
     },
     extra_fields=(
+        ExtraField(
+            name="oauth_app_id",
+            label="OAuth app id",
+            description=(
+                "Optional. The id of a Coze OAuth service application (JWT): set it to sign in as the app "
+                "instead of with a token; the password field then holds the app's private key (PEM)."
+            ),
+        ),
+        ExtraField(
+            name="oauth_public_key_id",
+            label="OAuth public key id",
+            description="With an OAuth app id: the id (fingerprint) of the public key of the key pair.",
+        ),
+        ExtraField(
+            name="oauth_duration_seconds",
+            label="OAuth token lifetime (seconds)",
+            description=(
+                "Optional. How long each access token lives, 1 to 86399 (empty: 900). The provider "
+                "exchanges a new one shortly before it expires, once per process and account."
+            ),
+            type="integer",
+        ),
+        ExtraField(
+            name="oauth_account_id",
+            label="OAuth enterprise account id",
+            description="Optional. For an enterprise with several organisations: the account to act for.",
+        ),
         _requests_per_minute("Coze limits each account per minute and per day, figures unpublished"),
         _console_url("https://www.coze.cn"),
+        *_network(),
     ),
 )
 
@@ -173,5 +230,6 @@ TRUEWATCH_FORM = ConnectionForm(
         ),
         _requests_per_minute("TrueWatch allows 20 per minute per API key: empty paces at 18"),
         _console_url("https://console.guance.example.internal"),
+        *_network(),
     ),
 )

@@ -184,13 +184,15 @@ def test_rest_hook_meta(
         )
 
     coze, truewatch = ours["coze"], ours["truewatch"]
-    assert coze["standard_fields"]["password"]["title"] == "API token"
+    assert coze["standard_fields"]["password"]["title"] == "API token or OAuth private key"
     assert truewatch["standard_fields"]["host"]["title"] == "Host (private deployment only)"
     assert truewatch["standard_fields"]["password"]["title"] == "API key (DF-API-KEY)"
     for meta in ours.values():
         assert meta["standard_fields"]["port"]["hidden"] and meta["standard_fields"]["login"]["hidden"]
-    assert set(coze["extra_fields"]) == {"console_url", "requests_per_minute"}
-    assert set(truewatch["extra_fields"]) == {"console_url", "requests_per_minute", "site"}
+    network = {"proxy", "verify"}
+    oauth = {"oauth_account_id", "oauth_app_id", "oauth_duration_seconds", "oauth_public_key_id"}
+    assert set(coze["extra_fields"]) == {"console_url", "requests_per_minute", *oauth, *network}
+    assert set(truewatch["extra_fields"]) == {"console_url", "requests_per_minute", "site", *network}
     assert coze["extra_fields"]["requests_per_minute"]["schema"]["title"] == "Requests per minute"
 
     site = truewatch["extra_fields"]["site"]

@@ -30,7 +30,7 @@ def test_entry_point_points_at_provider_info() -> None:
 def test_connection_forms() -> None:
     forms = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
     assert set(forms) == {"coze", "truewatch"}
-    assert forms["coze"]["ui-field-behaviour"]["relabeling"]["password"] == "API token"
+    assert forms["coze"]["ui-field-behaviour"]["relabeling"]["password"] == "API token or OAuth private key"
     assert forms["truewatch"]["ui-field-behaviour"]["relabeling"]["password"] == "API key (DF-API-KEY)"
     site = forms["truewatch"]["conn-fields"]["site"]
     assert site["label"] == "Site"
@@ -95,11 +95,13 @@ def test_forms_reach_the_ui() -> None:
         # Airflow 3.0 reads every hook's form through WTForms, and shows none without Flask-AppBuilder.
         assert forms == {"coze": None, "truewatch": None}
         pytest.skip("Airflow 3.0 shows hook forms only with Flask-AppBuilder (the FAB provider) installed")
-    assert forms["coze"]["relabeling"]["password"] == "API token"
+    assert forms["coze"]["relabeling"]["password"] == "API token or OAuth private key"
     assert forms["truewatch"]["relabeling"]["host"] == "Host (private deployment only)"
     assert "port" in forms["coze"]["hidden"]
-    assert forms["coze"]["extra"] == ["console_url", "requests_per_minute"]
-    assert forms["truewatch"]["extra"] == ["console_url", "requests_per_minute", "site"]
+    network = ["proxy", "verify"]
+    oauth = ["oauth_account_id", "oauth_app_id", "oauth_duration_seconds", "oauth_public_key_id"]
+    assert forms["coze"]["extra"] == sorted(["console_url", "requests_per_minute", *oauth, *network])
+    assert forms["truewatch"]["extra"] == sorted(["console_url", "requests_per_minute", "site", *network])
 
 
 def test_sensor_modules_import_light() -> None:
