@@ -15,13 +15,12 @@ from airflow_provider_taskstatus.connection_forms import ConnectionForm
 from airflow_provider_taskstatus.models import connection
 from airflow_provider_taskstatus.models.base import (
     ApiError,
-    ErrorKind,
     StatusApi,
     TaskStatus,
     TaskStatusError,
     validate_task_id,
 )
-from airflow_provider_taskstatus.models.coze_oauth import OAuthError, load_private_key, oauth_app
+from airflow_provider_taskstatus.models.coze_oauth import oauth_app
 from airflow_provider_taskstatus.models.start import Started, StartRequest
 from airflow_provider_taskstatus.transport.network import Route, route
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
@@ -38,9 +37,6 @@ T = TypeVar("T")
 
 #: How run-time secrets (an OAuth JWT and access token) reach Airflow's masker.
 MASKING = Masking(mask_secret, amask_secret)
-
-#: Any id will do: a good token gets "not found", a bad one an auth error.
-PROBE_TASK_ID = "airflow-connection-test"
 
 
 @dataclass(frozen=True)
@@ -303,58 +299,8 @@ class TaskStatusHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Tell a working secret from a bad one with one request and no retries; never raise.
 
-        Airflow's Test button, REST and ``airflow connections test`` show the message as it is. For
-        a Coze OAuth service app it names the step that failed: the key, the exchange, the API call.
+        Airflow's Test button, REST and ``airflow connections test`` show the message as it is.
         """
-        probe = type(self)(self.conn_id, RetryPolicy(timeout=10, max_retries=0))
-        steps = _Steps()
-        try:
-            endpoint = probe.get_endpoint()
-            credentials = endpoint.credentials
-            if isinstance(credentials, OAuthCredentials):
-                steps.oauth = True
-                steps.now = "private key"
-                load_private_key(self.conn_id, credentials.app.private_key)
-                steps.now = "token exchange"
-                credentials.get(probe._transport)
-                steps.now = "API call"
-            probe.get_task_status(PROBE_TASK_ID)
-        except ApiError as error:
-            if isinstance(error, OAuthError) or error.kind not in (
-                ErrorKind.NOT_FOUND,
-                ErrorKind.BAD_REQUEST,
-            ):
-                return False, steps.failed(f"{error}{_TEST_HINTS.get(error.kind, '')}")
-        except TaskStatusError as error:
-            return False, steps.failed(str(error))
-        base_url = probe.get_endpoint().base_url
-        if steps.oauth:
-            app = credentials.app  # type: ignore[union-attr]
-            return True, (
-                f"Connection works: {self.api.name} at {base_url} issued an access token to OAuth app "
-                f"{app.app_id} (key {app.key_id}) and accepted it."
-            )
-        return True, f"Connection works: {self.api.name} at {base_url} accepted the {self.form.secret_label}."
+        from airflow_provider_taskstatus.hooks.probe import test_connection
 
-
-class _Steps:
-    """Where Test Connection of an OAuth service app stands, for the message of a failure."""
-
-    ORDER = ("private key", "token exchange", "API call")
-
-    def __init__(self) -> None:
-        self.oauth = False
-        self.now = "connection"
-
-    def failed(self, message: str) -> str:
-        if not self.oauth or self.now not in self.ORDER:
-            return message
-        number = self.ORDER.index(self.now) + 1
-        return f"Step {number} of {len(self.ORDER)} ({self.now}) failed: {message}"
-
-
-#: What to check when Test Connection meets an error the API's own message does not explain.
-_TEST_HINTS = {
-    ErrorKind.TRANSIENT: ". Check the host, and that this machine can reach it (proxy, firewall).",
-    ErrorKind.RATE_LIMITED: ". The account is rate limited right now: test again in a minute.",
-}
+        return test_connection(self)

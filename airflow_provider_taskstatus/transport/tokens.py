@@ -12,11 +12,12 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from airflow_provider_taskstatus.models.base import ApiError, ErrorKind
+from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, RawResponse
 from airflow_provider_taskstatus.models.coze_oauth import AccessToken, OAuthApp, OAuthError
 from airflow_provider_taskstatus.transport.network import Route
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
@@ -168,47 +169,55 @@ class OAuthCredentials:
         return True
 
     def _exchange(self, transport: SyncTransport) -> AccessToken:
-        request = self.app.exchange_request()
-        jwt = self.app.jwt(self.base_url, time.time())
+        request, jwt = self.app.exchange_request(), self.app.jwt(self.base_url, time.time())
         self.mask.sync(jwt)
-        try:
+        with _told_as_exchange(self.app):
             token: AccessToken = transport.post(
                 self.base_url + request.path,
-                {"Authorization": f"Bearer {jwt}"},
+                _bearer(jwt),
                 request,
-                lambda response: self.app.interpret_exchange(response, time.time()),
+                self._interpret,
                 self.throttle,
                 self.route,
             )
-        except OAuthError:
-            raise
-        except ApiError as error:
-            raise _failed(self.app, error) from None
         self.mask.sync(token.value)
         return token
 
     async def _aexchange(self) -> AccessToken:
         from airflow_provider_taskstatus.transport import aio  # aiohttp: kept out of DAG parsing
 
-        request = self.app.exchange_request()
-        jwt = self.app.jwt(self.base_url, time.time())
+        request, jwt = self.app.exchange_request(), self.app.jwt(self.base_url, time.time())
         await self.mask.async_(jwt)
-        try:
+        with _told_as_exchange(self.app):
             token: AccessToken = await aio.post(
                 self.base_url + request.path,
-                {"Authorization": f"Bearer {jwt}"},
+                _bearer(jwt),
                 request,
-                lambda response: self.app.interpret_exchange(response, time.time()),
+                self._interpret,
                 self.policy,
                 self.throttle,
                 self.route,
             )
-        except OAuthError:
-            raise
-        except ApiError as error:
-            raise _failed(self.app, error) from None
         await self.mask.async_(token.value)
         return token
+
+    def _interpret(self, response: RawResponse) -> AccessToken:
+        return self.app.interpret_exchange(response, time.time())
+
+
+def _bearer(jwt: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt}"}
+
+
+@contextmanager
+def _told_as_exchange(app: OAuthApp) -> Iterator[None]:
+    """A transport failure of the exchange (timeout, refused, TLS), told as the exchange's."""
+    try:
+        yield
+    except OAuthError:
+        raise
+    except ApiError as error:
+        raise _failed(app, error) from None
 
 
 def _failed(app: OAuthApp, error: ApiError) -> OAuthError:
