@@ -1,0 +1,220 @@
+"""Coze OAuth service apps (JWT) end to end, over real HTTP against the emulator.
+
+A connection names the app (``oauth_app_id``, ``oauth_public_key_id``) and holds its RSA private
+key in the password field; the hook signs a JWT, exchanges it for an access token, and shares that
+token among every call of the process. Counted at the emulator (``oauth_exchange_count``), the
+JWT flow must cost one exchange per token lifetime, whatever the mode or the number of callers.
+Many triggers in one loop: ``tests/test_oauth_scale.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from airflow_provider_taskstatus.emulator import EmulatorServer
+from airflow_provider_taskstatus.hooks.coze import CozeHook
+from airflow_provider_taskstatus.models.base import ErrorKind, State, TaskStatusError
+from airflow_provider_taskstatus.models.coze_oauth import OAuthError
+from tests.oauth_apps import (
+    APP_ID,
+    CONN_ID,
+    KID,
+    Keys,
+    exchange_count,
+    in_progress_for,
+    make_keys,
+    register_app,
+    set_connection,
+)
+from tests.sensor_runner import MODES, QuickCozeSensor, run
+
+SENSOR = {"poke_interval": 0.05, "timeout": 20, "request_timeout": 5, "max_retries": 0, "retry_backoff": 0.05}
+
+
+def sensor(task_id: str, conn_id: str = CONN_ID, **kwargs: Any) -> QuickCozeSensor:
+    return QuickCozeSensor(task_id="wait", copy_task_id=task_id, coze_conn_id=conn_id, **{**SENSOR, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return make_keys()
+
+
+@pytest.fixture
+def app(emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """The emulator with app-1 (kid-1, tokens of the 900 s asked for), and connection coze_oauth."""
+    register_app(emulator, keys)
+    set_connection(monkeypatch, emulator.base_url, keys.private)
+    return emulator
+
+
+# -- the JWT flow, both modes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sensor_waits_on_one_exchange(app: EmulatorServer, mode: str) -> None:
+    app.set_task(
+        "coze", "copy-1", [{"task_status": "in_progress", "repeat": 4}, {"task_status": "successful"}]
+    )
+    result = run(sensor("copy-1"), mode)
+    assert result["task_status"] == "successful"
+    assert result["task_id"] == "copy-1"
+    polls = app.requests(task_id="copy-1", call="status")
+    assert len(polls) == 5
+    assert all(r["auth_valid"] for r in polls), "every poll carried the access token"
+    assert app.oauth_exchange_count() == 1, app.oauth_exchanges()
+    [exchange] = app.oauth_exchanges("issued")
+    assert (exchange["app_id"], exchange["kid"], exchange["account_id"]) == (APP_ID, KID, None)
+    assert exchange["duration_seconds"] == 900
+    assert exchange_count() == 1
+
+
+async def test_sync_async_and_start_calls_share_one_token(app: EmulatorServer) -> None:
+    hook = CozeHook(CONN_ID)
+    started = hook.start_copy("wf-1", "workflow")
+    assert started.task_id
+    # The default lifecycle: in progress twice, then successful.
+    assert hook.get_task_status(started.task_id).state is State.RUNNING
+    assert (await hook.aget_task_status(started.task_id)).state is State.RUNNING
+    other = CozeHook(CONN_ID)  # another hook of the account: the process's token, no exchange
+    assert (await other.aget_task_status(started.task_id)).state is State.SUCCEEDED
+    again = await other.astart_copy("wf-2", "workflow", "ws-2")
+    assert again.task_id and again.task_id != started.task_id
+    assert app.start_count("coze") == 2
+    assert app.oauth_exchange_count() == 1, app.oauth_exchanges()
+    assert all(r["auth_valid"] for r in app.requests(api="coze") if r["call"] != "oauth")
+
+
+async def test_concurrent_first_calls_make_one_exchange(app: EmulatorServer) -> None:
+    app.set_task("coze", "copy-1", [{"task_status": "in_progress"}])
+    hooks = [CozeHook(CONN_ID) for _ in range(20)]
+    statuses = await asyncio.gather(*(h.aget_task_status("copy-1") for h in hooks))
+    assert {s.state for s in statuses} == {State.RUNNING}
+    assert app.oauth_exchange_count() == 1
+
+
+def test_enterprise_account_uses_its_token_path(
+    emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.add_oauth_app(APP_ID, {KID: keys.public}, account_ids=["acct-7"])
+    set_connection(monkeypatch, emulator.base_url, keys.private, oauth_account_id="acct-7")
+    set_connection(
+        monkeypatch, emulator.base_url, keys.private, "coze_oauth_other", oauth_account_id="acct-8"
+    )
+    assert CozeHook(CONN_ID).get_task_status("demo-copy-success").state is not State.FAILED
+    [exchange] = emulator.oauth_exchanges()
+    assert (exchange["outcome"], exchange["account_id"]) == ("issued", "acct-7")
+    with pytest.raises(OAuthError) as denied:
+        CozeHook("coze_oauth_other").get_task_status("demo-copy-success")
+    assert denied.value.kind is ErrorKind.AUTH
+    assert "access_deny" in str(denied.value) and "oauth_account_id" in str(denied.value)
+    assert emulator.oauth_exchange_count("access_deny") == 1
+
+
+# -- bad settings: clear errors before any request ------------------------------------------------
+
+
+def _no_key(_: Keys) -> str:
+    return "pat_not_a_key"
+
+
+BAD_SETTINGS: dict[str, tuple[Any, dict[str, Any], str]] = {
+    "app id without key id": (
+        lambda k: k.private,
+        {"oauth_public_key_id": None},
+        "extra oauth_public_key_id is missing",
+    ),
+    "app id with a token": (
+        _no_key,
+        {},
+        "names OAuth app app-1, so its password field must hold the app's private key",
+    ),
+    "PEM without app id": (
+        lambda k: k.private,
+        {"oauth_app_id": None, "oauth_public_key_id": None},
+        "holds a PEM key, but oauth_app_id is not set",
+    ),
+    "encrypted key": (lambda k: k.encrypted, {}, "the private key in the password field is encrypted"),
+    "EC key": (lambda k: k.ec, {}, "the private key is not an RSA key"),
+    "truncated key": (
+        lambda k: k.private[:200] + "\n-----END PRIVATE KEY-----\n",
+        {},
+        "does not hold a readable PEM private key",
+    ),
+    "duration 0": (lambda k: k.private, {"oauth_duration_seconds": 0}, "oauth_duration_seconds must be"),
+    "duration 86400": (lambda k: k.private, {"oauth_duration_seconds": 86400}, "from 1 to 86399"),
+    "duration abc": (lambda k: k.private, {"oauth_duration_seconds": "abc"}, "got 'abc'"),
+    "app id not text": (lambda k: k.private, {"oauth_app_id": ["a"]}, "extra oauth_app_id must be text"),
+}
+
+
+async def _call(hook: CozeHook, how: str) -> object:
+    if how == "sync":
+        return hook.get_task_status("demo-copy-success")
+    if how == "async":
+        return await hook.aget_task_status("demo-copy-success")
+    return hook.start_copy("wf-1", "workflow")
+
+
+@pytest.mark.parametrize("name", list(BAD_SETTINGS))
+async def test_bad_settings_fail_before_any_request(
+    emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    password, extra, says = BAD_SETTINGS[name]
+    register_app(emulator, keys)
+    secret = password(keys)
+    set_connection(monkeypatch, emulator.base_url, secret, **extra)
+    for call in ("sync", "async", "start"):
+        with pytest.raises(TaskStatusError) as raised:
+            await _call(CozeHook(CONN_ID), call)
+        message = str(raised.value)
+        assert says in message, message
+        assert "'coze_oauth'" in message, "the message names the connection"
+        assert not any(line in message for line in keys.secrets), "the key is never in a message"
+    assert emulator.requests() == [], "nothing was sent"
+    ok, message = CozeHook(CONN_ID).test_connection()
+    assert ok is False and says in message, message
+    assert emulator.requests() == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sensor_with_bad_settings_fails_at_once(
+    emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    register_app(emulator, keys)
+    set_connection(monkeypatch, emulator.base_url, keys.encrypted)
+    emulator.set_task("coze", "copy-1", [{"task_status": "in_progress"}])
+    with pytest.raises(TaskStatusError) as raised:
+        run(sensor("copy-1"), mode)
+    assert "is encrypted" in str(raised.value)
+    assert emulator.requests() == []
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda pem: pem.replace("\n", ""),  # a browser's password box drops the line breaks
+        lambda pem: pem.replace("\n", " "),
+        lambda pem: pem.replace("\n", "\\n"),  # JSON or a .env file kept "\n" as two characters
+        lambda pem: "  " + pem.replace("\n", "\r\n") + "\n\n",
+    ],
+    ids=["one line", "spaces", "literal \\n", "CRLF and blanks"],
+)
+async def test_pasted_key_still_works(
+    emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, mangle: Any
+) -> None:
+    register_app(emulator, keys)
+    set_connection(monkeypatch, emulator.base_url, mangle(keys.private))
+    assert CozeHook(CONN_ID).get_task_status("demo-copy-success").request_id
+    assert (await CozeHook(CONN_ID).aget_task_status("demo-copy-success")).request_id
+    assert emulator.oauth_exchange_count("issued") == 1
+
+
+# -- the helpers' own check ------------------------------------------------------------------------
+
+
+def test_in_progress_for_is_a_valid_script(emulator: EmulatorServer) -> None:
+    emulator.set_task("coze", "x", in_progress_for(0.5))
