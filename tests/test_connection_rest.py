@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from tests.conftest import BAD_COZE_TOKEN, BAD_TRUEWATCH_KEY
 if TYPE_CHECKING:
     from tests.real_airflow import RealAirflow
 from tests.connection_clients import API_START_TIMEOUT, HOOKS, RELEASE, WORKS, assert_user_facing
+from tests.test_connection_cli import OAuthKeys, assert_no_key, make_oauth_keys, one_line, truncated
 
 # -- REST: one api-server for the module ----------------------------------------------------------
 
@@ -194,6 +195,23 @@ def test_rest_hook_meta(
     assert set(coze["extra_fields"]) == {"console_url", "requests_per_minute", *oauth, *network}
     assert set(truewatch["extra_fields"]) == {"console_url", "requests_per_minute", "site", *network}
     assert coze["extra_fields"]["requests_per_minute"]["schema"]["title"] == "Requests per minute"
+    # The new settings, with their labels and help, as the form shows them.
+    for conn_type, name in [(t, n) for t in ("coze", "truewatch") for n in ("verify", "proxy")] + [
+        ("coze", n) for n in sorted(oauth)
+    ]:
+        declared = next(f for f in HOOKS[conn_type].form.extra_fields if f.name == name)
+        shown = ours[conn_type]["extra_fields"][name]
+        assert shown["schema"]["title"] == declared.label, (conn_type, name, shown)
+        assert declared.description in (shown.get("description") or ""), (conn_type, name, shown)
+    assert coze["extra_fields"]["oauth_app_id"]["schema"]["title"] == "OAuth app id"
+    assert coze["extra_fields"]["oauth_public_key_id"]["schema"]["title"] == "OAuth public key id"
+    assert (
+        coze["extra_fields"]["oauth_duration_seconds"]["schema"]["title"] == "OAuth token lifetime (seconds)"
+    )
+    assert coze["extra_fields"]["oauth_account_id"]["schema"]["title"] == "OAuth enterprise account id"
+    assert coze["extra_fields"]["verify"]["schema"]["title"] == "Verify TLS (true, false or CA bundle path)"
+    assert truewatch["extra_fields"]["proxy"]["schema"]["title"] == "Proxy URL"
+    assert "private key (PEM)" in coze["standard_fields"]["password"]["placeholder"]
 
     site = truewatch["extra_fields"]["site"]
     assert site["schema"]["title"] == "Site"
@@ -207,6 +225,10 @@ def test_rest_hook_meta(
             assert labels[name] == f"{name} ({host})"
         for meta in ours.values():
             assert meta["extra_fields"]["requests_per_minute"]["schema"]["type"] == ["number", "null"]
+            for name in ("verify", "proxy"):
+                assert meta["extra_fields"][name]["schema"]["type"] == ["string", "null"]
+        lifetime = coze["extra_fields"]["oauth_duration_seconds"]["schema"]
+        assert lifetime["type"] == ["integer", "null"] and lifetime["minimum"] == 1, lifetime
     else:
         # Airflow 3.1 converts the WTForms field: the choices become an enum without labels (no
         # empty choice; the field is optional), and the description lists them.
@@ -318,3 +340,111 @@ def test_rest_test_of_a_stored_connection_without_port(api_server: ApiServer) ->
         assert answer["status"] is False
         assert "Coze API error 4100" in answer["message"]
     assert DEFAULT_COZE_TOKEN not in response.text
+
+
+# -- REST Test of a Coze OAuth service app, and of the network extras -----------------------------
+
+REST_OAUTH_APP_ID = "1180000000077"
+REST_KIDS = ("kid-rest", "kid-rest-one-line", "kid-rest-revoked", "kid-rest-unreadable")
+MISSING_CA = "/nonexistent/taskstatus-tests/private-ca.pem"
+
+
+@pytest.fixture(scope="module")
+def rest_keys() -> OAuthKeys:
+    return make_oauth_keys(*REST_KIDS)
+
+
+def _oauth_extra(kid: str, **more: Any) -> str:
+    return json.dumps(
+        {
+            "oauth_app_id": REST_OAUTH_APP_ID,
+            "oauth_public_key_id": kid,
+            "oauth_duration_seconds": "600",
+            **more,
+        }
+    )
+
+
+REST_OAUTH_CASES: dict[str, tuple[str, Callable[[OAuthKeys], str], dict[str, Any], bool, tuple[str, ...]]] = {
+    "oauth_works": (
+        "kid-rest",
+        lambda keys: keys.pem("kid-rest"),
+        {},
+        True,
+        (f"issued an access token to OAuth app {REST_OAUTH_APP_ID} (key kid-rest) and accepted it.",),
+    ),
+    "oauth_key_on_one_line": (
+        "kid-rest-one-line",
+        lambda keys: one_line(keys.pem("kid-rest-one-line")),
+        {},
+        True,
+        (
+            f"issued an access token to OAuth app {REST_OAUTH_APP_ID} (key kid-rest-one-line) and accepted it.",
+        ),
+    ),
+    "oauth_revoked_key": (
+        "kid-rest-revoked",
+        lambda keys: keys.pem("kid-rest-revoked"),
+        {},
+        False,
+        ("Step 2 of 3 (token exchange) failed: ", "invalid_client (HTTP 401)", "oauth_public_key_id"),
+    ),
+    "oauth_unreadable_key": (
+        "kid-rest-unreadable",
+        lambda keys: truncated(keys.pem("kid-rest-unreadable")),
+        {},
+        False,
+        ("Step 1 of 3 (private key) failed: ", "does not hold a readable PEM private key"),
+    ),
+    "oauth_verify_missing": (
+        "kid-rest",
+        lambda keys: keys.pem("kid-rest"),
+        {"verify": MISSING_CA},
+        False,
+        (f"extra verify names '{MISSING_CA}'", "does not exist on this machine"),
+    ),
+    "oauth_proxy_bad_scheme": (
+        "kid-rest",
+        lambda keys: keys.pem("kid-rest"),
+        {"proxy": "socks5://user:Pr0xy-SECRET-REST@127.0.0.1:1080"},
+        False,
+        ("extra proxy must be an http:// proxy URL", "(scheme 'socks5')"),
+    ),
+}
+
+
+@api
+@needs_api_server
+@pytest.mark.parametrize("name", list(REST_OAUTH_CASES))
+def test_rest_oauth_connections_test(api_server: ApiServer, rest_keys: OAuthKeys, name: str) -> None:
+    """``POST /api/v2/connections/test`` of an unsaved OAuth connection, as the UI's Test sends it."""
+    kid, password, extra, ok, says = REST_OAUTH_CASES[name]
+    emulator = api_server.airflow.emulator
+    rest_keys.register(emulator, REST_OAUTH_APP_ID, *REST_KIDS)
+    emulator.revoke_oauth_key("kid-rest-revoked")
+    pem = password(rest_keys)
+    before = len(emulator.oauth_exchanges())
+    body = {
+        "connection_id": f"rest_{name}",
+        "conn_type": "coze",
+        "host": emulator.base_url,
+        "password": pem,
+        "extra": _oauth_extra(kid, **extra),
+    }
+    response = api_server.post_test(body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["status"] is ok, answer
+    for part in says:
+        assert part in answer["message"], answer
+    if ok:
+        assert answer["message"].startswith(WORKS + f"Coze at {emulator.base_url} "), answer
+    assert_user_facing(answer["message"])
+    for k in REST_KIDS:
+        assert_no_key(response.text, rest_keys.pem(k))
+    assert "Pr0xy-SECRET-REST" not in response.text and "czs_" not in response.text
+    exchanges = [(e["kid"], e["outcome"]) for e in emulator.oauth_exchanges()[before:]]
+    if name in ("oauth_revoked_key",):
+        assert exchanges == [(kid, "invalid_client")]
+    elif not ok:  # stopped before the exchange
+        assert exchanges == []
