@@ -114,6 +114,112 @@ def test_enterprise_account_uses_its_token_path(
     assert emulator.oauth_exchange_count("access_deny") == 1
 
 
+# -- renewal and failures, sync path -----------------------------------------------------------------
+
+
+def test_poke_sensor_renews_an_expired_token_with_one_exchange(app: EmulatorServer) -> None:
+    """The API answers 4100 to the token mid-wait: one exchange, the poll resent, no failed poll."""
+    app.set_task(
+        "coze", "copy-1", [{"task_status": "in_progress", "repeat": 3}, {"task_status": "successful"}]
+    )
+    pokes = []
+
+    class ExpiringSensor(QuickCozeSensor):
+        def poke(self, context: Any) -> Any:
+            pokes.append(1)
+            if len(pokes) == 3:
+                app.expire_oauth_tokens()
+            return super().poke(context)
+
+    # One failed poll would end the wait: the 4100 must not count as one.
+    wait = ExpiringSensor(
+        task_id="wait",
+        copy_task_id="copy-1",
+        coze_conn_id=CONN_ID,
+        **{**SENSOR, "max_consecutive_failures": 1},
+    )
+    assert run(wait, "poke")["task_status"] == "successful"
+    assert app.oauth_exchange_count() == app.oauth_exchange_count("issued") == 2
+    polls = app.requests(task_id="copy-1")
+    assert [r["auth_valid"] for r in polls] == [True, True, False, True, True], "refused once, resent at once"
+    assert len(pokes) == 4
+
+
+async def test_hook_calls_renew_an_expired_token_with_one_exchange(app: EmulatorServer) -> None:
+    hook = CozeHook(CONN_ID)
+    hook.get_task_status("demo-copy-success")
+    app.expire_oauth_tokens()
+    assert hook.get_task_status("demo-copy-success").request_id
+    app.expire_oauth_tokens()
+    assert (await hook.aget_task_status("demo-copy-success")).request_id
+    app.expire_oauth_tokens()
+    assert hook.start_copy("wf-1", "workflow").task_id
+    assert app.oauth_exchange_count("issued") == 4 == app.oauth_exchange_count()
+    assert app.start_count("coze") == 1, "the refused start created nothing and was resent once"
+    refused = [r["call"] for r in app.requests(api="coze") if r["call"] != "oauth" and not r["auth_valid"]]
+    assert refused == ["status", "status", "start"]
+
+
+def test_a_token_refused_twice_fails_after_one_renewal(app: EmulatorServer) -> None:
+    """A 4100 that a new token does not cure (a permission gone): one renewal, then the error."""
+    CozeHook(CONN_ID).get_task_status("demo-copy-success")
+    app.inject_faults("coze", [{"code": 4100, "msg": "token no longer valid", "repeat": 5}])
+    with pytest.raises(TaskStatusError) as raised:
+        CozeHook(CONN_ID).get_task_status("demo-copy-success")
+    assert "4100" in str(raised.value)
+    assert app.oauth_exchange_count("issued") == 2
+    assert len(app.requests(task_id="demo-copy-success")) == 3
+
+
+REFUSED = {
+    "revoked key": ({}, "kid-1", "oauth_public_key_id"),
+    "wrong app id": ({"oauth_app_id": "app-2"}, None, "oauth_app_id"),
+    "unknown key id": ({"oauth_public_key_id": "kid-9"}, None, "oauth_public_key_id"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", [*REFUSED, "another key"])
+def test_refused_key_fails_at_once_after_one_exchange(
+    emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, name: str, mode: str
+) -> None:
+    register_app(emulator, keys)
+    extra, revoke, names = REFUSED.get(name, ({}, None, "oauth_public_key_id"))
+    set_connection(
+        monkeypatch, emulator.base_url, keys.stranger if name == "another key" else keys.private, **extra
+    )
+    if revoke:
+        emulator.revoke_oauth_key(revoke)
+    emulator.set_task("coze", "copy-1", [{"task_status": "in_progress"}])
+    with pytest.raises(TaskStatusError) as raised:
+        run(sensor("copy-1", max_retries=2, max_consecutive_failures=5), mode)
+    assert type(raised.value) is TaskStatusError, (
+        "the outcome table's fatal row: no soft_fail, normal retries"
+    )
+    message = str(raised.value)
+    assert "invalid_client" in message and names in message, message
+    assert "the private key in its password field" in message
+    assert "connection 'coze_oauth'" in message
+    assert emulator.oauth_exchange_count() == emulator.oauth_exchange_count("invalid_client") == 1
+    assert emulator.requests(call="status") == []
+
+
+@pytest.mark.parametrize("budget", [1, 2])
+def test_transient_exchange_failure_is_a_failed_poll(app: EmulatorServer, budget: int) -> None:
+    app.set_task("coze", "copy-1", [{"task_status": "in_progress"}, {"task_status": "successful"}])
+    app.fail_next_oauth("internal_error")
+    wait = sensor("copy-1", max_consecutive_failures=budget)
+    if budget == 1:
+        with pytest.raises(TaskStatusError) as raised:
+            run(wait, "poke")
+        assert "internal_error" in str(raised.value) and "Coze OAuth token exchange" in str(raised.value)
+        assert app.oauth_exchange_count() == 1
+        return
+    assert run(wait, "poke")["task_status"] == "successful"
+    assert [e["outcome"] for e in app.oauth_exchanges()] == ["internal_error", "issued"]
+    assert len(app.requests(task_id="copy-1")) == 2
+
+
 # -- bad settings: clear errors before any request ------------------------------------------------
 
 
