@@ -16,8 +16,11 @@ import pytest
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.hooks.coze import CozeHook
+from airflow_provider_taskstatus.hooks.probe import PROBE_TASK_ID
 from airflow_provider_taskstatus.models.base import ErrorKind, State, TaskStatusError
 from airflow_provider_taskstatus.models.coze_oauth import OAuthError
+from airflow_provider_taskstatus.transport.tokens import TOKENS
+from tests.connection_clients import WORKS, assert_user_facing
 from tests.oauth_apps import (
     APP_ID,
     CONN_ID,
@@ -324,3 +327,59 @@ async def test_pasted_key_still_works(
 
 def test_in_progress_for_is_a_valid_script(emulator: EmulatorServer) -> None:
     emulator.set_task("coze", "x", in_progress_for(0.5))
+
+
+# -- Test Connection (the CLI as a real process: tests/test_connection_cli.py) ---------------------
+
+
+def _tested(conn_id: str, via_connection: bool) -> tuple[bool, str]:
+    """The hook's ``test_connection``, directly or as Airflow's clients call it (``Connection``)."""
+    if not via_connection:
+        return CozeHook(conn_id).test_connection()
+    from airflow.models.connection import Connection
+
+    conn = Connection.get_connection_from_secrets(conn_id)
+    hook = conn.get_hook()
+    assert type(hook) is CozeHook and hook.conn_id == conn_id
+    return conn.test_connection()
+
+
+@pytest.mark.parametrize("via_connection", [False, True], ids=["hook", "Connection"])
+def test_test_connection_names_the_app_or_the_failed_step(
+    app: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, via_connection: bool
+) -> None:
+    ok, message = _tested(CONN_ID, via_connection)
+    assert ok is True, message
+    assert message.startswith(WORKS + f"Coze at {app.base_url} issued an access token to OAuth app app-1")
+    assert "(key kid-1) and accepted it" in message
+    assert app.oauth_exchange_count("issued") == 1
+
+    # The probe's task id answers 4100 to any token: renewed once, refused again.
+    app.set_task("coze", PROBE_TASK_ID, [{"code": 4100, "msg": "token not accepted"}])
+    ok, message = _tested(CONN_ID, via_connection)
+    assert ok is False
+    assert message.startswith("Step 3 of 3 (API call) failed: "), message
+    assert "4100" in message
+    # The first test's probe (404), then this one's: refused, renewed, refused again.
+    assert app.oauth_exchange_count("issued") == 2 and len(app.requests(task_id=PROBE_TASK_ID)) == 1 + 2
+
+    app.revoke_oauth_key(KID)
+    TOKENS.clear()  # a fresh process: no token yet
+    ok, message = _tested(CONN_ID, via_connection)
+    assert ok is False
+    assert message.startswith("Step 2 of 3 (token exchange) failed: "), message
+    assert "invalid_client" in message and "oauth_public_key_id" in message
+    assert app.oauth_exchange_count("invalid_client") == 1
+
+    set_connection(
+        monkeypatch, app.base_url, keys.private[:300] + "\n-----END PRIVATE KEY-----", "coze_oauth_cut"
+    )
+    before = len(app.requests())
+    ok, message = _tested("coze_oauth_cut", via_connection)
+    assert ok is False
+    assert message.startswith("Step 1 of 3 (private key) failed: "), message
+    assert "does not hold a readable PEM private key" in message
+    assert len(app.requests()) == before, "no request with an unreadable key"
+    for text in (message,):
+        assert_user_facing(text)
+        assert not any(line in text for line in keys.secrets)
