@@ -220,10 +220,16 @@ def unusable_body_error(api: str, response: RawResponse, request_id: str | None,
         )
     kind = kind_for_http_status(status) if status >= 400 else ErrorKind.TRANSIENT
     snippet = response.body[:120].decode("utf-8", "replace").strip()
+    # The API's own refusals have its envelope: a bare 401 may well be a proxy's (some send 401, not 407).
+    proxy = (
+        "; if this machine reaches the API through an HTTP proxy, check the proxy's credentials"
+        if status == 401
+        else ""
+    )
     return ApiError(
         kind,
         f"{api} API answered HTTP {status} without a valid {api} envelope"
-        f"{': ' + repr(snippet) if snippet else ''}{id_note(label, request_id)}",
+        f"{': ' + repr(snippet) if snippet else ''}{proxy}{id_note(label, request_id)}",
         http_status=status,
         request_id=request_id,
         retry_after=parse_retry_after(response.headers),
