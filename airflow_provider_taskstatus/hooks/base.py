@@ -294,6 +294,7 @@ class TaskStatusHook(BaseHook):
         except ApiError as error:
             if not endpoint.credentials.rejected(error, headers):
                 raise
+            self.log.info("%s rejected the OAuth access token (%s): renewing it", self.api.name, error.code)
         return await send(await endpoint.credentials.aget())
 
     def test_connection(self) -> tuple[bool, str]:
