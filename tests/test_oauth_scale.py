@@ -2,20 +2,26 @@
 
 Counted at the emulator: the loop's triggers share one access token and one exchange per token
 lifetime; a token the API stops taking is renewed by one exchange; a revoked key ends every wait
-after one exchange attempt. The triggers run in the test's loop, as a triggerer runs them.
+after one exchange attempt. The triggers run in the test's loop, as a triggerer runs them. Last, no
+secret (key, JWT, access token) in any output of all that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_taskstatus.emulator import EmulatorServer
 from airflow_provider_taskstatus.hooks.coze import CozeHook
+from airflow_provider_taskstatus.models.base import TaskStatusError
+from airflow_provider_taskstatus.models.coze_oauth import OAuthApp
 from airflow_provider_taskstatus.transport.tokens import TOKENS
 from airflow_provider_taskstatus.triggers.coze import CozeCopyTaskTrigger
 from tests.oauth_apps import (
@@ -25,15 +31,28 @@ from tests.oauth_apps import (
     Keys,
     exchange_count,
     in_progress_for,
+    leaks,
     make_keys,
     register_app,
     set_connection,
 )
+from tests.sensor_runner import CONTEXT, QuickCozeSensor, run
 
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
     return make_keys()
+
+
+def sensor(task_id: str, conn_id: str = CONN_ID) -> QuickCozeSensor:
+    return QuickCozeSensor(
+        task_id="wait",
+        copy_task_id=task_id,
+        coze_conn_id=conn_id,
+        poke_interval=0.05,
+        timeout=20,
+        max_retries=0,
+    )
 
 
 def trigger(task_id: str, poll: float, wait: float = 60.0) -> CozeCopyTaskTrigger:
@@ -204,3 +223,133 @@ async def test_transient_exchange_failure_is_ridden_out_by_a_trigger(
     [event] = [e.payload async for e in t.run()]
     assert event["status"] == "error", "with a budget of one failed poll, the failed exchange ends it"
     assert "internal_error" in event["message"] and "Coze OAuth token exchange" in event["message"]
+
+
+# -- no secret in any output ----------------------------------------------------------------------
+
+
+def _redact(text: str) -> Any:
+    """Airflow's masker applied to ``text``, wherever the release keeps it."""
+    import importlib
+
+    for module in (
+        "airflow.sdk._shared.secrets_masker",  # 3.1+
+        "airflow.sdk.execution_time.secrets_masker",  # 3.0
+        "airflow.utils.log.secrets_masker",  # 2.11
+    ):
+        try:
+            return importlib.import_module(module).redact(text)
+        except ImportError:
+            continue
+    raise AssertionError("no secrets masker found")
+
+
+def test_no_secret_in_any_output(
+    emulator: EmulatorServer,
+    keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Both modes, many triggers, a renewal, refusals and Test Connection, with every log captured
+    (the emulator's access log too): the key, each JWT sent and each access token issued appear in
+    no log line, message, repr, trigger kwargs or XCom value."""
+    caplog.set_level(logging.DEBUG)
+    jwts: list[str] = []
+    tokens: list[str] = []
+    sign, interpret = OAuthApp.jwt, OAuthApp.interpret_exchange
+
+    def signed(self: OAuthApp, base_url: str, now: float) -> str:
+        jwts.append(sign(self, base_url, now))
+        return jwts[-1]
+
+    def answered(self: OAuthApp, response: Any, now: float) -> Any:
+        token = interpret(self, response, now)
+        tokens.append(token.value)
+        return token
+
+    monkeypatch.setattr(OAuthApp, "jwt", signed)
+    monkeypatch.setattr(OAuthApp, "interpret_exchange", answered)
+    register_app(emulator, keys)
+    emulator.add_oauth_app("app-2", {"kid-2": keys.public})
+    set_connection(monkeypatch, emulator.base_url, keys.private)
+    set_connection(
+        monkeypatch,
+        emulator.base_url,
+        keys.private,
+        "coze_revoked",
+        oauth_app_id="app-2",
+        oauth_public_key_id="kid-2",
+    )
+    emulator.revoke_oauth_key("kid-2")
+    texts: list[str] = []
+
+    # Poke mode, then deferrable: the trigger's kwargs, its events (10 more triggers alongside, the
+    # token expired mid-wait), the XCom values.
+    emulator.set_task(
+        "coze", "poked", [{"task_status": "in_progress", "repeat": 2}, {"task_status": "successful"}]
+    )
+    texts.append(json.dumps(run(sensor("poked"), "poke")))
+    for i in range(11):
+        emulator.set_task("coze", f"deferred-{i}", in_progress_for(1.0))
+    deferring = sensor("deferred-0")
+    deferring.deferrable = True
+    with pytest.raises(TaskDeferred) as deferred:
+        deferring.execute(CONTEXT)
+    texts += [json.dumps(deferred.value.trigger.serialize()), repr(deferred.value.trigger)]
+
+    async def wait_all() -> list[dict[str, Any]]:
+        others = [trigger(f"deferred-{i}", 0.1) for i in range(1, 11)]
+        texts.extend(json.dumps(t.serialize()) for t in others)
+        waits = asyncio.gather(final_event(deferred.value.trigger), *(final_event(t) for t in others))
+        await asyncio.sleep(0.5)
+        emulator.expire_oauth_tokens()
+        return await waits
+
+    events = asyncio.run(wait_all())
+    assert [e["status"] for e in events] == ["success"] * 11
+    texts.append(json.dumps(events))
+    resumed = deferring.resume_execution(deferred.value.method_name, {"event": events[0]}, CONTEXT)
+    texts.append(json.dumps(resumed))
+
+    # The hook: a renewal on the sync path (logged), start calls, reprs.
+    hook = CozeHook(CONN_ID)
+    emulator.expire_oauth_tokens()
+    hook.get_task_status("demo-copy-success")
+    started = hook.start_copy("wf-1", "workflow")
+    texts += [repr(started), repr(hook), repr(hook.get_endpoint()), repr(hook.get_endpoint().credentials)]
+    texts += [repr(t) for t in TOKENS._tokens.values()]
+
+    # Refusals: a revoked key (poke, trigger), a transient exchange failure, Test Connection.
+    for make in (
+        lambda: run(sensor("poked", "coze_revoked"), "poke"),
+        lambda: CozeHook("coze_revoked").get_task_status("x"),
+    ):
+        with pytest.raises(TaskStatusError) as raised:
+            make()
+        texts += [str(raised.value), repr(raised.value)]
+    revoked = CozeCopyTaskTrigger(
+        "x", "coze_revoked", deadline=time.time() + 10, poll_interval=0.01, request_policy=FAST_POLICY
+    )
+    texts.append(json.dumps(asyncio.run(final_event(revoked))))
+    TOKENS.clear()
+    emulator.fail_next_oauth("internal_error")
+    emulator.set_task("coze", "after-fault", [{"task_status": "successful"}])
+    texts.append(json.dumps(run(sensor("after-fault"), "poke")))
+    texts += [CozeHook(CONN_ID).test_connection()[1], CozeHook("coze_revoked").test_connection()[1]]
+    texts += [json.dumps(emulator.requests()), json.dumps(emulator.oauth_exchanges())]
+
+    captured = capfd.readouterr()
+    texts += [captured.out, captured.err, caplog.text]
+    for record in caplog.records:
+        texts += [record.getMessage(), repr(record.args), str(record.exc_text or ""), repr(record.__dict__)]
+    output = "\n".join(texts)
+    assert "POST /api/permission/oauth2/token" in output, "the emulator's access log was captured"
+    assert "rejected the OAuth access token" in output, "the sync renewal was logged"
+    issued = emulator.oauth_exchange_count("issued")
+    print(f"scanned {len(output)} characters: {len(jwts)} JWTs, {len(tokens)} tokens ({issued} issued)")
+    assert len(tokens) == issued >= 4 and len(jwts) == emulator.oauth_exchange_count() > issued
+    found = leaks(output, [*keys.secrets, *jwts, *tokens])
+    assert not found, found
+    # Each was registered with Airflow's masker before anything could log it.
+    assert all(_redact(secret) == "***" for secret in [*jwts, *tokens])
