@@ -309,6 +309,9 @@ def test_oauth_app_behind_private_ca_and_proxy(production: Production, record_pr
         "status requests": sum(e["call"] == "status" for e in log),
         "exchanges": len(exchanges),
         "exchanges by process": attributed,
+        "requests by process": {
+            name: sum(e["conn"] in conns for e in log) for name, conns in attributed.conns.items()
+        },
         "tokens captured": len(watch.tokens),
         "proxy CONNECT tunnels": len(tunnels),
         "emulator TCP connections": len(connections),
@@ -369,6 +372,8 @@ def test_oauth_app_behind_private_ca_and_proxy(production: Production, record_pr
     logs = {str(path): text for path, text in airflow.all_logs().items()}
     logs["tinyproxy.log"] = proxy.log()
     assert any(f"task_id={POKED_TASK}" in path for path in logs)
+    for task_id in DEFERRED_TASKS:  # the trigger's part of each deferred task's log is among them
+        assert any(f"task_id={task_id}/" in path and ".trigger." in path for path in logs), task_id
     assert watch.tokens, "no access token captured"
     secrets = {
         **{f"private key line {n}": line for n, line in enumerate(body_lines(production.private_key))},
