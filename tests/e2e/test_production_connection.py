@@ -36,17 +36,20 @@ else. The sync transport (workers) sends an exchange on its session's kept-alive
 its poll then takes; the async transport sends each on a connection of its own, closed after it
 (``transport/aio.py`` ``post``), and only the triggerer runs async code in this DAG. That last
 attribution is by transport, not by a process id: the emulator sees only the proxy's side of a
-tunnel. Exchanges are counted per class of connection, and every exchange must fall in one. With a renewal margin of a tenth of the lifetime (2 s of 20), a
-process polling throughout a window of ``W`` seconds makes between ``ceil(W / (LIFETIME + 1))``
-exchanges (a token lasts at most its lifetime, rounded up to the second) and
-``1 + ceil(W / (LIFETIME - 3))`` (renewed at the earliest 2 s before expiry, minus a second of
-rounding).
+tunnel. Exchanges are counted per class of connection, and every exchange must fall in one. With a
+renewal margin of a tenth of the lifetime (2 s of 20), a process polling throughout a window of
+``W`` seconds makes between ``ceil(W / (LIFETIME + 1))`` exchanges (a token lasts at most its
+lifetime, rounded up to the second) and ``1 + ceil(W / (LIFETIME - 3))`` (renewed at the earliest
+2 s before expiry, minus a second of rounding). Measured on 3.3 and 2.11 alike: 28 exchanges, 20 in
+the workers, 4 in the poke sensor's process (a 61 s window) and 4 in the triggerer (64 s) for its 20
+triggers and ~580 polls.
 
 **What the proxy evidence does not show.** Inside a CONNECT tunnel, TLS hides the requests from the
 proxy, so the proxy cannot list them; the count of tunnels against the emulator's connections, and
 the socket watcher, are what tie the requests to the proxy. The watcher samples: a connection that
 lives less than half a second between two samples (a worker's single poke) could escape it, which the
-count of connections covers.
+count of connections covers. The count must be equal: a tunnel that carried no request at all would
+fail the test without anything being wrong (never seen: every tunnel is opened for a request).
 
 About 2 to 3 minutes a release, a third of it the deployment's start.
 """
