@@ -456,3 +456,46 @@ def test_add_coze_oauth_connection(
     assert ("POST", "/api/permission/oauth2/token") in through, through
     if not case.revoked:
         assert ("GET", "/v1/entities/copy_tasks/airflow-connection-test") in through, through
+        edit_lifetime_and_test_again(page, ui, spec, shot, proxy, pem)
+
+
+def edit_lifetime_and_test_again(
+    page: Any, ui: AirflowUI, spec: FormSpec, shot: Screenshots, proxy: Any, pem: str
+) -> None:
+    """*Edit*, change only the lifetime, *Save*, Test: the key and the proxy, which the edit form
+    shows masked (or not at all), survive the save."""
+    row_of(page, spec).get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", name="Edit Connection")).to_be_visible()
+    secret = dialog.get_by_label(spec.secret_label, exact=True)
+    expect(secret).to_be_visible()
+    assert secret.input_value() in ("", "***"), "the edit form shows the stored key"
+    open_extra_fields(dialog)
+    shown_proxy = extra_input(page, dialog, OAUTH_LABELS["proxy"]).input_value()
+    assert shown_proxy in ("", "***"), f"the edit form shows the proxy as {shown_proxy!r}"
+    lifetime = dialog.get_by_label(OAUTH_LABELS["oauth_duration_seconds"], exact=True)
+    expect(lifetime).to_have_value("600")
+    lifetime.fill("900")
+    shot("oauth-edit-lifetime")
+    with page.expect_response(
+        lambda r: r.request.method == "PATCH" and f"/api/v2/connections/{spec.conn_id}" in r.url
+    ) as saved:
+        dialog.get_by_role("button", name="Save").click()
+    assert saved.value.status == 200, saved.value.text()
+    expect(dialog).to_be_hidden()
+    assert_no_key(page, pem)
+
+    before_exchanges, before_proxied = len(ui.emulator.oauth_exchanges()), len(proxy.proxied())
+    status, answer, _ = press_test(page, spec)
+    assert status == 200, answer
+    assert answer["status"] is True, f"Test after editing the lifetime failed: {answer}"
+    expect(toast(page, "Test Connection Successful", answer["message"])).to_be_visible()
+    shot("oauth-test-after-edit")
+    # A new lifetime is another token: a new exchange, with the stored key, through the stored proxy.
+    exchanges = [
+        (e["outcome"], e["duration_seconds"]) for e in ui.emulator.oauth_exchanges()[before_exchanges:]
+    ]
+    assert exchanges == [("issued", 900)], exchanges
+    through = [(r.method, r.path) for r in proxy.proxied()[before_proxied:]]
+    assert ("POST", "/api/permission/oauth2/token") in through, through
+    assert_no_key(page, pem)
