@@ -10,6 +10,7 @@ Many triggers in one loop: ``tests/test_oauth_scale.py``.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -205,6 +206,30 @@ def test_refused_key_fails_at_once_after_one_exchange(
     assert "connection 'coze_oauth'" in message
     assert emulator.oauth_exchange_count() == emulator.oauth_exchange_count("invalid_client") == 1
     assert emulator.requests(call="status") == []
+
+
+def test_a_refusal_is_remembered_for_a_while_but_not_by_test_connection(
+    app: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other waits of the account fail with the same refusal without a JWT of their own, for
+    ``REFUSAL_MEMORY`` seconds (a minute; 0.5 s here); then the service is asked again. Test
+    Connection always asks."""
+    from airflow_provider_taskstatus.transport import tokens
+
+    monkeypatch.setattr(tokens, "REFUSAL_MEMORY", 0.5)
+    app.revoke_oauth_key(KID)
+    app.set_task("coze", "copy-1", [{"task_status": "successful"}])
+    for _ in range(3):
+        with pytest.raises(TaskStatusError, match="invalid_client"):
+            CozeHook(CONN_ID).get_task_status("copy-1")
+    assert app.oauth_exchange_count() == 1, "remembered: no second JWT"
+    works, message = CozeHook(CONN_ID).test_connection()
+    assert not works and message.startswith("Step 2 of 3 (token exchange) failed"), message
+    assert app.oauth_exchange_count() == 2, "Test Connection asks the service itself"
+    time.sleep(0.6)
+    register_app(app, keys)  # the key pair is active again
+    assert CozeHook(CONN_ID).get_task_status("copy-1").remote_status == "successful"
+    assert [e["outcome"] for e in app.oauth_exchanges()] == ["invalid_client"] * 2 + ["issued"]
 
 
 @pytest.mark.parametrize("budget", [1, 2])

@@ -194,11 +194,6 @@ async def test_revoked_key_fails_50_triggers_at_once(
     assert 1 <= len(exchanges) <= 2, exchanges
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: a failed exchange (invalid_client) is not remembered, so each wheel slot in "
-    "which a trigger's first poll falls signs and sends a JWT again (50 triggers at a 2 s interval: ~8)",
-)
 async def test_revoked_key_costs_one_exchange_whatever_the_poll_spread(
     emulator: EmulatorServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

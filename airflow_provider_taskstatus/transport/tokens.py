@@ -35,6 +35,11 @@ class Masking:
     async_: Callable[[str], Awaitable[None]]
 
 
+#: Seconds a refused exchange (a wrong or revoked key, an app the account does not allow) is
+#: remembered per account: the account's other waits fail with that answer instead of each signing
+#: and sending a JWT of its own; the refusal is not one a retry within a minute would change.
+REFUSAL_MEMORY = 60.0
+
 #: The API's answer to a token it no longer takes (expired early, revoked): renew, then resend once.
 REJECTED_TOKEN_CODES = frozenset({"4100"})
 
@@ -68,6 +73,8 @@ class TokenCache:
         ] = weakref.WeakKeyDictionary()
         #: Exchanges this process made (successful or not), per account: what tests and logs count.
         self.exchanges: dict[str, int] = {}
+        #: Per account: until when (monotonic) its last refused exchange stands, and the refusal.
+        self._refusals: dict[str, tuple[float, OAuthError]] = {}
 
     def usable(self, key: str) -> AccessToken | None:
         token = self._tokens.get(key)
@@ -83,8 +90,13 @@ class TokenCache:
         with lock:
             token = self.usable(key)
             if token is None:
+                self._raise_refusal(key)
                 self.exchanges[key] = self.exchanges.get(key, 0) + 1
-                token = self._tokens[key] = exchange()
+                try:
+                    token = self._tokens[key] = exchange()
+                except OAuthError as error:
+                    self._remember(key, error)
+                    raise
             return token
 
     async def aget(self, key: str, exchange: Callable[[], Awaitable[AccessToken]]) -> AccessToken:
@@ -95,6 +107,7 @@ class TokenCache:
         flights = self._flights.setdefault(asyncio.get_running_loop(), {})
         flight = flights.get(key)
         if flight is None:
+            self._raise_refusal(key)
             self.exchanges[key] = self.exchanges.get(key, 0) + 1
             flight = flights[key] = asyncio.ensure_future(exchange())
             flight.add_done_callback(lambda done: self._landed(key, flights, done))
@@ -105,8 +118,33 @@ class TokenCache:
     ) -> None:
         if flights.get(key) is flight:
             del flights[key]
-        if not flight.cancelled() and flight.exception() is None:
+        if flight.cancelled():
+            return
+        error = flight.exception()
+        if error is None:
             self._tokens[key] = flight.result()
+        elif isinstance(error, OAuthError):
+            self._remember(key, error)
+
+    def _remember(self, key: str, error: OAuthError) -> None:
+        if not error.retryable:  # a transient failure is for the next poll to ride out
+            self._refusals[key] = (time.monotonic() + REFUSAL_MEMORY, error)
+
+    def _raise_refusal(self, key: str) -> None:
+        refusal = self._refusals.get(key)
+        if refusal is not None and time.monotonic() < refusal[0]:
+            error = refusal[1]
+            raise OAuthError(
+                error.kind,
+                error.message,
+                http_status=error.http_status,
+                code=error.code,
+                request_id=error.request_id,
+            )
+
+    def forgive(self, key: str) -> None:
+        """Forget the account's remembered refusal: Test Connection always asks the service."""
+        self._refusals.pop(key, None)
 
     def discard(self, key: str, value: str) -> None:
         """Forget the account's token if it is still ``value`` (a rejected one), not one another
@@ -119,6 +157,7 @@ class TokenCache:
     def clear(self) -> None:
         self._tokens.clear()
         self.exchanges.clear()
+        self._refusals.clear()
 
 
 #: The process's tokens.
