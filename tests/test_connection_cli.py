@@ -575,3 +575,30 @@ def test_oauth_connection_test_connection_revoked(
     assert "invalid_client" in message
     assert_user_facing(message)
     assert_no_key(message, pem)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="package bug: Test Connection reuses the process's cached access token, so after the key "
+    "is revoked it still says the service 'issued an access token ... and accepted it' without any "
+    "exchange (for up to the token's lifetime, in a long-lived api-server or webserver)",
+)
+def test_oauth_test_connection_after_the_key_is_revoked(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, inproc_keys: OAuthKeys
+) -> None:
+    """A user revokes a key pair in the Coze console and presses Test on the connection still using it."""
+    inproc_keys.register(emulator, OAUTH_APP_ID, "kid-inproc")
+    conn = env_connection(
+        monkeypatch,
+        "inproc_oauth_revoked_later",
+        "coze",
+        host=emulator.base_url,
+        password=inproc_keys.pem("kid-inproc"),
+        extra=json.dumps(_app("kid-inproc")),
+    )
+    assert conn.test_connection()[0] is True
+    emulator.revoke_oauth_key("kid-inproc")
+    ok, message = conn.test_connection()
+    exchanges = [e["outcome"] for e in emulator.oauth_exchanges()]
+    assert (ok, exchanges) == (False, ["issued", "invalid_client"]), (message, exchanges)
+    assert message.startswith("Step 2 of 3 (token exchange) failed: "), message
