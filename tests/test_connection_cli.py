@@ -577,12 +577,6 @@ def test_oauth_connection_test_connection_revoked(
     assert_no_key(message, pem)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: Test Connection reuses the process's cached access token, so after the key "
-    "is revoked it still says the service 'issued an access token ... and accepted it' without any "
-    "exchange (for up to the token's lifetime, in a long-lived api-server or webserver)",
-)
 def test_oauth_test_connection_after_the_key_is_revoked(
     monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, inproc_keys: OAuthKeys
 ) -> None:

@@ -385,8 +385,9 @@ def test_test_connection_names_the_app_or_the_failed_step(
     assert ok is False
     assert message.startswith("Step 3 of 3 (API call) failed: "), message
     assert "4100" in message
-    # The first test's probe (404), then this one's: refused, renewed, refused again.
-    assert app.oauth_exchange_count("issued") == 2 and len(app.requests(task_id=PROBE_TASK_ID)) == 1 + 2
+    # Each Test exchanges afresh (it tests the key, not a kept token): the first test's probe (404),
+    # then this one's: a fresh token refused, renewed once, refused again.
+    assert app.oauth_exchange_count("issued") == 3 and len(app.requests(task_id=PROBE_TASK_ID)) == 1 + 2
 
     app.revoke_oauth_key(KID)
     TOKENS.clear()  # a fresh process: no token yet

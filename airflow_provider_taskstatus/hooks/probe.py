@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_taskstatus.models.base import ApiError, ErrorKind, TaskStatusError
 from airflow_provider_taskstatus.models.coze_oauth import OAuthError, load_private_key
 from airflow_provider_taskstatus.transport.policy import RetryPolicy
-from airflow_provider_taskstatus.transport.tokens import TOKENS, OAuthCredentials
+from airflow_provider_taskstatus.transport.tokens import OAuthCredentials
 
 if TYPE_CHECKING:
     from airflow_provider_taskstatus.hooks.base import TaskStatusHook
@@ -37,8 +37,7 @@ def test_connection(hook: TaskStatusHook) -> tuple[bool, str]:
             steps.now = "private key"
             load_private_key(hook.conn_id, credentials.app.private_key)
             steps.now = "token exchange"
-            TOKENS.forgive(credentials.app.cache_key)
-            credentials.get(probe._transport)
+            credentials.get(probe._transport, fresh=True)  # the key as it is now, not a kept token
             steps.now = "API call"
         probe.get_task_status(PROBE_TASK_ID)
     except ApiError as error:

@@ -80,17 +80,19 @@ class TokenCache:
         token = self._tokens.get(key)
         return token if token is not None and token.usable(time.time()) else None
 
-    def get(self, key: str, exchange: Callable[[], AccessToken]) -> AccessToken:
-        """The account's usable token, exchanging (once, whatever the number of threads) if none is."""
-        token = self.usable(key)
+    def get(self, key: str, exchange: Callable[[], AccessToken], fresh: bool = False) -> AccessToken:
+        """The account's usable token, exchanging (once, whatever the number of threads) if none is;
+        ``fresh``: exchange whatever is kept or remembered (Test Connection tests the key, not a cache)."""
+        token = None if fresh else self.usable(key)
         if token is not None:
             return token
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            token = self.usable(key)
+            token = None if fresh else self.usable(key)
             if token is None:
-                self._raise_refusal(key)
+                if not fresh:
+                    self._raise_refusal(key)
                 self.exchanges[key] = self.exchanges.get(key, 0) + 1
                 try:
                     token = self._tokens[key] = exchange()
@@ -142,10 +144,6 @@ class TokenCache:
                 request_id=error.request_id,
             )
 
-    def forgive(self, key: str) -> None:
-        """Forget the account's remembered refusal: Test Connection always asks the service."""
-        self._refusals.pop(key, None)
-
     def discard(self, key: str, value: str) -> None:
         """Forget the account's token if it is still ``value`` (a rejected one), not one another
         caller has put in its place since."""
@@ -192,9 +190,9 @@ class OAuthCredentials:
     def _headers(self, token: AccessToken) -> dict[str, str]:
         return {**self._static, "Authorization": f"Bearer {token.value}"}
 
-    def get(self, transport: SyncTransport) -> Mapping[str, str]:
-        """Headers with a usable token, exchanged through ``transport`` when needed."""
-        return self._headers(TOKENS.get(self.app.cache_key, lambda: self._exchange(transport)))
+    def get(self, transport: SyncTransport, fresh: bool = False) -> Mapping[str, str]:
+        """Headers with a usable token, exchanged through ``transport`` when needed (or ``fresh``)."""
+        return self._headers(TOKENS.get(self.app.cache_key, lambda: self._exchange(transport), fresh))
 
     async def aget(self) -> Mapping[str, str]:
         return self._headers(await TOKENS.aget(self.app.cache_key, self._aexchange))
