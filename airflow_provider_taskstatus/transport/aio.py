@@ -299,7 +299,7 @@ async def _send(
             headers=headers,
             data=body,
             timeout=client_timeout,
-            ssl=route.ssl(),
+            ssl=route.tls,  # credentials in route.proxy go as Proxy-Authorization
             proxy=route.proxy,
         )
         async with request as response:

@@ -25,6 +25,8 @@ class Route:
 
     verify: bool | str = True
     proxy: str | None = field(default=None, repr=False)
+    #: aiohttp's ``ssl``, made from ``verify`` once per endpoint (not per request).
+    tls: bool | ssl.SSLContext = field(default=True, repr=False, compare=False)
 
     @property
     def proxy_password(self) -> str | None:
@@ -37,19 +39,15 @@ class Route:
         loses to ``REQUESTS_CA_BUNDLE`` in the environment."""
         return {"http": self.proxy, "https": self.proxy} if self.proxy else None
 
-    def ssl(self) -> bool | ssl.SSLContext:
-        """aiohttp's ``ssl`` (credentials in the ``proxy`` URL go as ``Proxy-Authorization``)."""
-        return ssl_for(self.verify)
-
 
 def route(conn_id: str, base_url: str, settings: Network) -> Route:
     """The route of an endpoint: its proxy from the connection or the environment; a CA bundle
     that cannot be loaded is refused here, before any request."""
     try:
-        ssl_for(settings.verify)
+        tls = ssl_for(settings.verify)
     except ApiError as error:
         raise TaskStatusError(f"Connection {conn_id!r}: {error}") from None
-    return Route(settings.verify, settings.proxy or environment_proxy(base_url))
+    return Route(settings.verify, settings.proxy or environment_proxy(base_url), tls)
 
 
 def environment_proxy(url: str) -> str | None:
